@@ -1,0 +1,43 @@
+"""The core commands, registered like any plug-in's: ``tac backends`` lives here.
+
+Further core command modules (``scene``, ``archive``) add themselves to
+``COMMAND_MODULES``; each has a ``commands()`` function returning ``Command``s.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from tac_core import registry
+from tac_core.hookspecs import hookimpl
+from tac_core.registry import Command
+
+PLUGIN_NAME = "core"
+COMMAND_MODULES = (
+    "tac_core.cli.backends_cmd",
+    "tac_core.cli.scene_cmd",
+    "tac_core.cli.archive_cmd",
+)
+
+
+class _CorePlugin:
+    @hookimpl
+    def tac_register_commands(self, register):
+        for module_name in COMMAND_MODULES:
+            try:
+                module = importlib.import_module(module_name)
+            except ModuleNotFoundError as exc:
+                if exc.name == module_name:
+                    continue  # that command group is not part of this build
+                raise
+            for cmd in module.commands():
+                register(cmd)
+
+
+def ensure_registered() -> None:
+    """Add the core plug-in to the registry once."""
+    if not registry.is_registered(PLUGIN_NAME):
+        registry.register_plugin(_CorePlugin(), PLUGIN_NAME)
+
+
+ensure_registered()
