@@ -1,0 +1,89 @@
+"""Assemble a contest submission folder:
+
+    OUT/archive.zip      the archive members (deterministic zip)
+    OUT/inflate.sh       bash inflate.sh ARCHIVE_DIR INFLATED_DIR NAMES_FILE
+    OUT/inflate.py       puts OUT on sys.path and runs runtime.inflate
+    OUT/runtime/         the inflate runtime (copied from tac's ``runtime/``)
+    OUT/tac_core/        the tac_core modules the runtime needs, copied byte for byte
+
+Nothing else is needed where it runs: the contest environment's numpy, torch and PyAV.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+from pathlib import Path
+from typing import Mapping
+
+from tac_core import contract
+from tac_core.errors import InputError
+from tac_core.files import write_atomic
+
+# tac_core modules the runtime imports (and what they import in turn).
+VENDORED_CORE = ("errors.py", "contract.py", "files.py", "video.py")
+VENDORED_CORE_PACKAGES = ("archive",)
+
+INFLATE_SH = """#!/usr/bin/env bash
+# bash inflate.sh ARCHIVE_DIR INFLATED_DIR NAMES_FILE: writes INFLATED_DIR/<name>.raw for each video name.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+PY="${PYTHON:-$(command -v python || command -v python3)}"
+exec "$PY" "$HERE/inflate.py" "$@"
+"""
+
+INFLATE_PY = '''"""Run the vendored inflate runtime of this submission folder."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from runtime.inflate import main  # noqa: E402
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+'''
+
+VENDORED_INIT = '"""A subset of tac_core, vendored into a submission for its inflate runtime."""\n'
+
+
+def _source_dir(package: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise InputError(f"cannot find the {package} package to vendor; is tac installed?")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _copy_tree(src: Path, dst: Path) -> None:
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"), dirs_exist_ok=True)
+
+
+def vendor_runtime(out_dir: Path) -> None:
+    """Copy the runtime and the tac_core modules it needs into ``out_dir``."""
+    _copy_tree(_source_dir("tac_runtime"), out_dir / "runtime")
+    core_src, core_dst = _source_dir("tac_core"), out_dir / "tac_core"
+    core_dst.mkdir(parents=True, exist_ok=True)
+    (core_dst / "__init__.py").write_text(VENDORED_INIT)
+    for name in VENDORED_CORE:
+        shutil.copy2(core_src / name, core_dst / name)
+    for package in VENDORED_CORE_PACKAGES:
+        if (core_src / package).is_dir():
+            _copy_tree(core_src / package, core_dst / package)
+
+
+def write_submission(out_dir: Path, members: Mapping[str, bytes]) -> Path:
+    """Write a complete submission folder into ``out_dir`` (created; stale outputs removed)."""
+    from tac_core.archive.packaging import write_zip
+
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"{out_dir}: exists and is not a folder")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in ("runtime", "tac_core", contract.INFLATED_DIR, "archive"):
+        shutil.rmtree(out_dir / stale, ignore_errors=True)
+    vendor_runtime(out_dir)
+    write_atomic(out_dir / "inflate.py", INFLATE_PY)
+    write_atomic(out_dir / contract.INFLATE_SCRIPT, INFLATE_SH)
+    (out_dir / contract.INFLATE_SCRIPT).chmod(0o755)
+    write_zip(out_dir / contract.ARCHIVE_NAME, members)
+    return out_dir
