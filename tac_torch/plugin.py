@@ -27,3 +27,37 @@ def tac_register_backends(register):
         name=NAME, framework="torch", probe=f"{__name__}:probe",
         axes=(evidence.CONTEST_CPU, evidence.CONTEST_CUDA, evidence.MACOS_CPU, evidence.STAND_IN),
         description="PyTorch backend (CPU/CUDA): the contest path"))
+
+
+# --- scorers ----------------------------------------------------------------
+
+def contest_scorers(weights_dir=None, device: str = "cpu", seed: int = 0):
+    """The official SegNet and PoseNet from ``weights_dir`` (sha256 checked; ``seed`` unused)."""
+    from tac_torch.scorers import load_scorers
+
+    return load_scorers("contest", weights_dir=weights_dir, device=device)
+
+
+def stand_in_scorers(weights_dir=None, device: str = "cpu", seed: int = 0):
+    """The contest architectures with weights seeded by ``seed`` (``weights_dir`` unused)."""
+    from tac_torch.scorers import load_scorers
+
+    return load_scorers("stand-in", device=device, seed=seed)
+
+
+@hookimpl
+def tac_register_scorers(register):
+    register("contest", contest_scorers,
+             "official SegNet and PoseNet loaded from their safetensors files (sha256 checked)")
+    register("stand-in", stand_in_scorers,
+             "the contest architectures with seeded weights: plumbing and parity tests only")
+
+
+# --- commands ---------------------------------------------------------------
+
+@hookimpl
+def tac_register_commands(register):
+    from tac_torch import commands
+
+    for command in commands.commands():
+        register(command)
