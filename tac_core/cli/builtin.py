@@ -38,6 +38,3 @@ def ensure_registered() -> None:
     """Add the core plug-in to the registry once."""
     if not registry.is_registered(PLUGIN_NAME):
         registry.register_plugin(_CorePlugin(), PLUGIN_NAME)
-
-
-ensure_registered()

@@ -33,7 +33,9 @@ def _version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from tac_core.cli import builtin  # noqa: F401  (registers the core commands)
+    from tac_core.cli import builtin
+
+    builtin.ensure_registered()
 
     parser = _Parser(prog="tac", description="Task-Aware Compression: video for frozen task networks.")
     parser.add_argument("--version", action="version", version=f"tac {_version()}")
