@@ -82,6 +82,13 @@ def _load_into(module: nn.Module, path: Path | str, state: Mapping[str, torch.Te
     module.load_state_dict(dict(state), strict=False)
 
 
+def load_weights(module: nn.Module, path: Path) -> str:
+    """Load the safetensors file ``path`` into ``module`` after checking it fits; its sha256."""
+    path = Path(path)
+    _load_into(module, path, read_weights(path))
+    return sha256_file(path)
+
+
 def _device(device: str) -> torch.device:
     try:
         dev = torch.device(device)
@@ -163,9 +170,8 @@ def _contest(weights_dir: Path | None, dev: torch.device) -> TorchScorers:
     for name in FILES:
         path = folder / name
         module = scorer_nets.build(name)
-        _load_into(module, path, read_weights(path))
+        shas[name] = load_weights(module, path)
         modules[name] = module.to(dev)
-        shas[name] = sha256_file(path)
     mismatched = [n for n in FILES if shas[n] != contract.OFFICIAL_SHA256[n]]
     if mismatched:
         warnings.warn(f"{', '.join(str(folder / n) for n in mismatched)}: sha256 differs from the "
