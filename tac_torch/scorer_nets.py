@@ -43,7 +43,11 @@ class Norm(nn.Module):
 
 
 class ResBlock(nn.Module):
-    """Two residual MLP branches: ``a = x + block_a(x)``, ``relu(a + block_b(a))``."""
+    """Two residual MLP branches: ``a = relu(x + block_a(x))``, ``relu(a + block_b(a))``.
+
+    The official block_b opens with an in-place ReLU, which rectifies ``a`` itself before
+    the residual sum; the rectification is written out here, so autograd sees no in-place op.
+    """
 
     def __init__(self, feats: int, expansion: int = 2):
         super().__init__()
@@ -51,13 +55,12 @@ class ResBlock(nn.Module):
         self.block_a = nn.Sequential(
             nn.Linear(feats, wide), Norm(), nn.ReLU(inplace=True),
             nn.Linear(wide, feats), Norm())
-        # The leading ReLU must not act in place: ``a`` is still needed unrectified.
         self.block_b = nn.Sequential(
             nn.ReLU(), nn.Linear(feats, wide), Norm(), nn.ReLU(inplace=True),
             nn.Linear(wide, feats), Norm())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        a = x + self.block_a(x)
+        a = torch.relu(x + self.block_a(x))
         return torch.relu(a + self.block_b(a))
 
 
