@@ -136,7 +136,10 @@ class TorchScorers:
             value = outputs[key]
         except (KeyError, TypeError):
             raise InputError(f"{which} outputs have no {key!r} entry") from None
-        return torch.as_tensor(np.asarray(value), device=self.device)
+        array = np.asarray(value)
+        if not array.flags.writeable:            # torch will not wrap a read-only buffer
+            array = array.copy()
+        return torch.as_tensor(array, device=self.device)
 
     def distortion(self, reference: Mapping[str, np.ndarray],
                    candidate: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
