@@ -55,9 +55,30 @@ def tac_register_scorers(register):
 
 # --- commands ---------------------------------------------------------------
 
+COMMAND_MODULES = ("tac_torch.commands", "tac_torch.evaluate_cmd", "tac_torch.compress_cmd")
+
+
 @hookimpl
 def tac_register_commands(register):
-    from tac_torch import commands
+    import importlib
 
-    for command in commands.commands():
-        register(command)
+    for module in COMMAND_MODULES:
+        for command in importlib.import_module(module).commands():
+            register(command)
+
+
+# --- codecs -----------------------------------------------------------------
+
+def classical_codec(name: str):
+    """A factory for the classical codec ``name`` (its inflate runs torch in the submission)."""
+    def factory(**settings):
+        from tac_core.classical import CODECS
+
+        return CODECS[name].with_settings(**settings)
+    return factory
+
+
+@hookimpl
+def tac_register_codecs(register):
+    register("x265", classical_codec("x265"), "x265 (the contest's baseline_fast: 0.45x, ultrafast, CRF 30, all-intra)")
+    register("av1", classical_codec("av1"), "SVT-AV1 at a chosen CRF and scale, bicubic upsampling on inflate")
