@@ -85,6 +85,24 @@ def test_posenet_key_layout_and_buffers(fresh):
     assert sum(scorer_nets.is_batches_tracked(k) for k in state) == 88
 
 
+def test_posenet_blocks_compute_the_documented_numerics():
+    torch.manual_seed(0)
+    block = scorer_nets.ResBlock(8).eval()
+    for norm in (block.block_a[1], block.block_a[4], block.block_b[2], block.block_b[5]):
+        norm.bn.running_mean.fill_(0.3)
+        norm.bn.running_var.fill_(2.0)
+        norm.bn.weight.data.fill_(1.5)
+        norm.bn.bias.data.fill_(-0.2)
+    x = torch.randn(3, 8)
+    with torch.no_grad():
+        y = block.block_a[1](x)
+        assert torch.allclose(y, (x - 0.3) / (2.0 + 1e-3) ** 0.5 * 1.5 - 0.2, atol=1e-6)
+        # The official block_b opens with an in-place ReLU, so the second branch and the
+        # residual both see the rectified first sum.
+        a = torch.relu(x + block.block_a(x))
+        assert torch.equal(block(x), torch.relu(a + block.block_b(a)))
+
+
 def test_stand_in_is_seeded_and_leaves_the_global_rng_alone(fresh):
     torch.manual_seed(1)
     before = torch.get_rng_state()
