@@ -74,7 +74,7 @@ def _lzma_filters(args: tuple[int, ...], preset: int | None = None) -> list[dict
 
 
 def encode(sid: int, args: tuple[int, ...], raw: bytes, level: int | None = None) -> bytes:
-    """Code ``raw`` with stage ``sid``; ``level`` tunes zstd/brotli effort (not recorded)."""
+    """Code ``raw`` with stage ``sid``; ``level`` is zstd's level (not recorded; default 19)."""
     check_stage_args(sid, args)
     if sid == fmt.S_STORE:
         return bytes(raw)
@@ -93,7 +93,7 @@ def encode(sid: int, args: tuple[int, ...], raw: bytes, level: int | None = None
         return lzma.compress(raw, format=fmt_, filters=_lzma_filters(args, 9 | lzma.PRESET_EXTREME))
     if sid == fmt.S_BROTLI:
         import brotli
-        return brotli.compress(raw, quality=11 if level is None else level, lgwin=24)
+        return brotli.compress(raw, quality=11, lgwin=24)
     if sid == fmt.S_RANGE_STATIC:
         return rangecoder.encode_static(raw)
     return rangecoder.encode_adaptive(raw, args[0])
