@@ -29,10 +29,13 @@ def _model(c, weights: np.ndarray):
 
 
 def _alphabet(symbols: np.ndarray) -> tuple[int, int]:
+    """First symbol and alphabet size (at least 2: constriction needs two symbols)."""
     if symbols.size == 0:
-        return 0, 1
-    lo = int(symbols.min())
-    return lo, int(symbols.max()) - lo + 1
+        return 0, 2
+    lo, hi = int(symbols.min()), int(symbols.max())
+    if hi == lo:
+        lo, hi = (lo - 1, hi) if lo == 255 else (lo, hi + 1)
+    return lo, hi - lo + 1
 
 
 def _words(encoder) -> bytes:
@@ -64,8 +67,8 @@ def encode_static(data: bytes) -> bytes:
 def _read_alphabet(cur: Cursor) -> tuple[int, int]:
     lo = cur.uvarint("range coder's first symbol", 255)
     m = cur.uvarint("range coder's alphabet size", 256 - lo)
-    if m == 0:
-        raise StageError("range coder's alphabet is empty")
+    if m < 2:
+        raise StageError("range coder's alphabet must have at least 2 symbols")
     return lo, m
 
 
