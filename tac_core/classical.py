@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Sequence
 
 from tac_core import contract, video
 from tac_core.errors import InputError
@@ -51,25 +50,19 @@ class ClassicalCodec:
         return video.encode_frames(member, frames, codec=self.encoder, options=self.options(), size=size,
                                    interpolation="LANCZOS")
 
-    def compress(self, videos: Sequence[Path], out_dir: Path) -> Path:
-        """Write a submission folder for ``videos`` into ``out_dir``."""
+    def compress(self, source: Path, out_dir: Path) -> Path:
+        """Write a submission folder for the video ``source`` into ``out_dir``."""
         from tac_core.export import write_submission
 
         out_dir = Path(out_dir)
-        work = out_dir / ".encode"
-        work.mkdir(parents=True, exist_ok=True)
-        members = {}
+        out_dir.mkdir(parents=True, exist_ok=True)
+        member = out_dir / f".{Path(source).stem}.encoding.mkv"
         try:
-            for source in videos:
-                member = work / f"{Path(source).stem}.mkv"
-                self.encode_member(Path(source), member)
-                members[member.name] = member.read_bytes()
+            self.encode_member(Path(source), member)
+            data = member.read_bytes()
         finally:
-            for leftover in work.iterdir():
-                leftover.unlink()
-            work.rmdir()
-        return write_submission(out_dir, members)
-
+            member.unlink(missing_ok=True)
+        return write_submission(out_dir, f"{Path(source).stem}.mkv", data)
 
 X265_BASELINE = ClassicalCodec(
     name="x265", encoder="libx265", crf=30, scale=0.45, preset="ultrafast",

@@ -14,7 +14,6 @@ from __future__ import annotations
 import importlib.util
 import shutil
 from pathlib import Path
-from typing import Mapping
 
 from tac_core import contract
 from tac_core.errors import InputError
@@ -71,9 +70,9 @@ def vendor_runtime(out_dir: Path) -> None:
             _copy_tree(core_src / package, core_dst / package)
 
 
-def write_submission(out_dir: Path, members: Mapping[str, bytes]) -> Path:
-    """Write a complete submission folder into ``out_dir`` (created; stale outputs removed)."""
-    from tac_core.archive.packaging import write_zip
+def write_submission(out_dir: Path, member: str, data: bytes) -> Path:
+    """Write a complete submission folder into ``out_dir``: archive.zip holds ``data`` as ``member``."""
+    from tac_core.archive.packaging import pack_zip
 
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
@@ -85,5 +84,5 @@ def write_submission(out_dir: Path, members: Mapping[str, bytes]) -> Path:
     write_atomic(out_dir / "inflate.py", INFLATE_PY)
     write_atomic(out_dir / contract.INFLATE_SCRIPT, INFLATE_SH)
     (out_dir / contract.INFLATE_SCRIPT).chmod(0o755)
-    write_zip(out_dir / contract.ARCHIVE_NAME, members)
+    write_atomic(out_dir / contract.ARCHIVE_NAME, pack_zip(data, member))
     return out_dir

@@ -25,7 +25,7 @@ def run_inflate(submission_dir: Path, names: Sequence[str], *, python: str | Non
                 cwd: Path | None = None, timeout_s: float = contract.INFLATE_TIME_LIMIT_S,
                 env: dict[str, str] | None = None) -> dict[str, Path]:
     """Unzip and inflate ``submission_dir``; returns the ``.raw`` path of each name."""
-    from tac_core.archive.packaging import extract_zip
+    from tac_core.archive.packaging import unpack_zip
 
     submission_dir = Path(submission_dir).resolve()
     archive = require_file(submission_dir / contract.ARCHIVE_NAME, "archive")
@@ -33,7 +33,7 @@ def run_inflate(submission_dir: Path, names: Sequence[str], *, python: str | Non
     archive_dir, inflated_dir = submission_dir / "archive", submission_dir / contract.INFLATED_DIR
     shutil.rmtree(archive_dir, ignore_errors=True)
     shutil.rmtree(inflated_dir, ignore_errors=True)
-    extract_zip(archive, archive_dir)
+    unpack_zip(archive.read_bytes(), archive_dir)
     run_env = {**os.environ, **(env or {}), "PYTHON": python or sys.executable}
     with tempfile.TemporaryDirectory() as tmp:
         names_file = Path(tmp) / "names.txt"

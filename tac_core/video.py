@@ -264,6 +264,7 @@ def encode_frames(path: Path, frames: Iterable[Any], *, codec: str = "libx265", 
                     stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
                     stream.options = dict(options or {})
                 frame = frame.reformat(width=w, height=h, format="yuv420p", interpolation=interpolation)
+                frame.pict_type = av.video.frame.PictureType.NONE  # let the encoder choose frame types
                 frame.pts = n
                 frame.time_base = Fraction(1, fps)
                 out.mux(stream.encode(frame))

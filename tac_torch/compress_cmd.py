@@ -67,7 +67,7 @@ def _run(args) -> int:
     out = args.output
     print(f"compressing {video_path} with {codec.name} (CRF {codec.crf}, scale {codec.scale}) -> {out}",
           file=sys.stderr)
-    codec.compress([video_path], out)
+    codec.compress(video_path, out)
     harness.run_inflate(out, [video_path.name])
     contest_clip = sha256_file(video_path) == contract.CONTEST_VIDEO_SHA256
     basis = "videos" if contest_clip else "contest-per-frame"

@@ -1,0 +1,69 @@
+"""Classical codecs make submission folders that inflate through their own inflate.sh,
+in a Python that has the contest's packages but not tac."""
+
+import os
+import site
+import stat
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tac_core import classical, contract, harness, video
+from tac_core.errors import InputError
+
+
+@pytest.fixture(scope="module")
+def python_without_tac(tmp_path_factory):
+    """A python launcher that sees site-packages (torch, numpy, av) but no installed tac."""
+    folder = tmp_path_factory.mktemp("bare-python")
+    launcher = folder / "python"
+    paths = os.pathsep.join(site.getsitepackages())
+    launcher.write_text(f'#!/bin/sh\nPYTHONPATH="{paths}" exec "{sys.executable}" -S "$@"\n')
+    launcher.chmod(launcher.stat().st_mode | stat.S_IEXEC)
+    check = subprocess.run([str(launcher), "-c", "import tac_core"], capture_output=True, text=True,
+                           cwd=folder)
+    assert check.returncode != 0 and "No module named 'tac_core'" in check.stderr
+    return str(launcher)
+
+
+def test_x265_baseline_submission_inflates_in_a_bare_environment(tmp_path, small_clip, python_without_tac):
+    out = classical.X265_BASELINE.compress(small_clip, tmp_path / "sub")
+    assert sorted(p.name for p in out.iterdir()) == ["archive.zip", "inflate.py", "inflate.sh", "runtime",
+                                                      "tac_core"]
+    raws = harness.run_inflate(out, [small_clip.name], python=python_without_tac, cwd=tmp_path)
+    raw = raws[small_clip.name]
+    assert raw.stat().st_size == 6 * contract.FRAME_BYTES
+    originals = np.stack(list(video.decode_frames(small_clip)))
+    inflated = video.open_raw(raw)
+    err = np.abs(inflated.astype(np.int16) - originals).mean()
+    assert 0 < err < 12  # lossy, but the same picture
+
+
+def test_baseline_settings_are_the_contests():
+    c = classical.X265_BASELINE
+    assert c.scaled_size(1164, 874) == (522, 392)
+    opts = c.options()
+    assert opts["crf"] == "30" and opts["preset"] == "ultrafast"
+    assert "keyint=1" in opts["x265-params"] and "scenecut=0" in opts["x265-params"]
+
+
+def test_av1_codec_round_trips(tmp_path, small_clip):
+    out = classical.AV1.with_settings(crf=50, scale=0.3).compress(small_clip, tmp_path / "av1")
+    raws = harness.run_inflate(out, [small_clip.name])
+    assert video.raw_frame_count(raws[small_clip.name]) == 6
+
+
+def test_bad_settings_are_refused():
+    with pytest.raises(InputError, match="scale"):
+        classical.X265_BASELINE.with_settings(scale=3.0)
+    with pytest.raises(InputError, match="CRF"):
+        classical.X265_BASELINE.with_settings(crf=99)
+
+
+def test_inflate_failure_is_reported_without_a_complete_looking_file(tmp_path, small_clip):
+    out = classical.X265_BASELINE.compress(small_clip, tmp_path / "sub")
+    with pytest.raises(harness.InflateError, match="no archive member"):
+        harness.run_inflate(out, ["other.mkv"])
+    assert not list((out / "inflated").glob("*.raw"))
