@@ -25,7 +25,8 @@ MLX_SIGNAL = "MLX research-signal"
 PROXY = "proxy"
 STAND_IN = "stand-in"
 UNVERIFIED = "unverified-weights"
-AXES = (CONTEST_CPU, CONTEST_CUDA, MACOS_CPU, MLX_SIGNAL, PROXY, STAND_IN, UNVERIFIED)
+OFFICIAL_SCORERS = "official-scorers"   # verified weights, but another clip, a partial run or another decode
+AXES = (CONTEST_CPU, CONTEST_CUDA, MACOS_CPU, MLX_SIGNAL, OFFICIAL_SCORERS, PROXY, STAND_IN, UNVERIFIED)
 CONTEST_AXES = (CONTEST_CPU, CONTEST_CUDA)
 
 DECODE_CPU = "pyav-cpu"            # the contest's CPU decode path
@@ -55,7 +56,7 @@ def axis_for(*, scorer_kind: str, weights_verified: bool, video_sha256: str, sam
         return CONTEST_CUDA
     # The official scorers on another clip, a partial run or another decode path:
     # a real measurement, but not a contest number.
-    return "official-scorers" + ("" if full_contest_run else " (not the contest clip)")
+    return OFFICIAL_SCORERS
 
 
 def package_versions(names: tuple[str, ...] = ("tac", "numpy", "av", "torch", "torchvision", "timm",
@@ -96,7 +97,7 @@ class ScoreRecord:
     notes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        if self.axis not in AXES and not self.axis.startswith("official-scorers"):
+        if self.axis not in AXES:
             raise EvidenceError(f"unknown evidence axis {self.axis!r}")
 
     def to_json(self) -> str:
