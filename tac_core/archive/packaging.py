@@ -71,7 +71,7 @@ def read_zip_member(data: bytes, max_bytes: int = fmt.MAX_CONTAINER_BYTES) -> tu
     info = infos[0]
     _check_member_name(info.filename)
     mode = info.external_attr >> 16
-    if info.is_dir() or (mode and not stat.S_ISREG(mode)):
+    if info.is_dir() or stat.S_IFMT(mode) not in (0, stat.S_IFREG):
         raise PackagingError(f"zip member {info.filename!r} is a link, folder or special file")
     if info.flag_bits & 1:
         raise PackagingError(f"zip member {info.filename!r} is encrypted")
