@@ -82,3 +82,18 @@ def classical_codec(name: str):
 def tac_register_codecs(register):
     register("x265", classical_codec("x265"), "x265 (the contest's baseline_fast: 0.45x, ultrafast, CRF 30, all-intra)")
     register("av1", classical_codec("av1"), "SVT-AV1 at a chosen CRF and scale, bicubic upsampling on inflate")
+
+
+# --- renderers ----------------------------------------------------------------
+
+def hnerv_pair_renderer(spec=None, device: str = "cpu", **options):
+    """The ``hnerv_pair`` renderer for ``spec`` (the default spec when None)."""
+    from tac_torch.renderers import HnervPairRenderer
+
+    return HnervPairRenderer(spec, device=device, **options)
+
+
+@hookimpl
+def tac_register_renderers(register):
+    register("hnerv_pair", hnerv_pair_renderer,
+             "a per-pair latent decoded by a pixel-shuffle network into both frames (archive id 1)")

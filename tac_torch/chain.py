@@ -1,0 +1,213 @@
+"""The differentiable contest chain: rendered pairs to scorer outputs, with gradients to the renderer.
+
+    pairs (B,2,3,h,w) float 0..255 (renderer output)
+      --bicubic up--> (B,2,3,874,1164) --clamp 0..255--> --round (straight-through)-->
+      the exact values of the uint8 frames an inflate writes
+      --channels-last, as the evaluator lays them out-->
+        PoseNet: posenet_input_differentiable --> (B,12,192,256) --> pose (B,12)
+        SegNet:  segnet_input_differentiable  --> (B,3,384,512)  --> logits (B,5,384,512)
+
+Rounding is exact (half to even, as a uint8 cast of rounded values is), so
+the forward pass sees what the evaluator sees; only the gradient is
+approximate. Targets (the scorers' outputs on the original pairs) come from
+the evaluator's own exact path and are cached by content.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from tac_core import contract
+from tac_core.errors import InputError
+from tac_core.files import atomic_output
+from tac_torch import preprocess
+from tac_torch.scorers import TorchScorers
+
+CACHE_ENV = "TAC_CACHE_DIR"
+TARGETS_VERSION = 1            # bump when the targets' meaning changes: old cache files are ignored
+
+
+class _RoundStraightThrough(torch.autograd.Function):
+    """Forward: round half to even; backward: the gradient unchanged."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return torch.round(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad
+
+
+def round_ste(x: torch.Tensor) -> torch.Tensor:
+    """``torch.round(x)`` whose gradient is the identity (straight-through)."""
+    return _RoundStraightThrough.apply(x)
+
+
+def _check_frames(frames: torch.Tensor) -> None:
+    if not isinstance(frames, torch.Tensor) or frames.dim() != 5 or frames.shape[1:3] != (contract.SEQ_LEN, 3):
+        shape = tuple(frames.shape) if isinstance(frames, torch.Tensor) else type(frames).__name__
+        raise InputError(f"rendered pairs must be a float tensor (B, 2, 3, H, W), got {shape}")
+
+
+def camera_frames(frames: torch.Tensor, size: tuple[int, int] = contract.CAMERA_HW) -> torch.Tensor:
+    """Rendered pairs ``(B,2,3,h,w)`` -> ``(B,2,3,H,W)`` at ``size`` (H, W): bicubic, clamped,
+    rounded with a straight-through gradient. Values are integers 0..255 in float32."""
+    _check_frames(frames)
+    b, t = frames.shape[:2]
+    x = frames.float().flatten(0, 1)
+    if tuple(x.shape[-2:]) != tuple(size):
+        x = F.interpolate(x, size=tuple(size), mode="bicubic", align_corners=False)
+    x = round_ste(torch.clamp(x, 0.0, 255.0))
+    return x.view(b, t, 3, *x.shape[-2:])
+
+
+def camera_pairs_uint8(frames: torch.Tensor, size: tuple[int, int] = contract.CAMERA_HW) -> torch.Tensor:
+    """The uint8 pairs ``(B,2,H,W,3)`` an inflate writes for rendered pairs (no gradient)."""
+    with torch.no_grad():
+        return camera_frames(frames, size).to(torch.uint8).permute(0, 1, 3, 4, 2).contiguous()
+
+
+def evaluator_layout(frames: torch.Tensor) -> torch.Tensor:
+    """Float pairs ``(B,2,3,H,W)`` with the evaluator's memory layout (a channels-last view of a
+    ``(B,2,H,W,3)`` buffer), so the preprocessing rounds exactly as it does on uint8 frames."""
+    return frames.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)
+
+
+@dataclass
+class ChainOutput:
+    """What the scorers make of a batch of rendered pairs."""
+
+    pose: torch.Tensor            # (B, 12) PoseNet ``pose`` outputs
+    seg_logits: torch.Tensor      # (B, 5, 384, 512) SegNet logits on the second frame
+    frames: torch.Tensor          # (B, 2, 3, H, W) the rounded camera frames (float, integer values)
+
+    def pairs_uint8(self) -> torch.Tensor:
+        """The frames as the evaluator reads them: ``(B, 2, H, W, 3)`` uint8."""
+        return self.frames.detach().to(torch.uint8).permute(0, 1, 3, 4, 2).contiguous()
+
+
+class ContestChain:
+    """Rendered pairs -> scorer outputs, differentiable with respect to the pairs only.
+
+    The scorers' parameters are frozen (``requires_grad`` off) when the chain
+    is built; they stay in eval mode. ``size`` is the camera size (H, W) the
+    pairs are upsampled to; a smaller one makes a cheaper, inexact chain for tests.
+    """
+
+    def __init__(self, scorers: TorchScorers, size: tuple[int, int] = contract.CAMERA_HW):
+        if len(size) != 2 or min(size) < 2:
+            raise InputError(f"camera size must be (H, W) with both >= 2, got {size!r}")
+        self.scorers, self.size = scorers, tuple(int(v) for v in size)
+        for net in (scorers.segnet, scorers.posenet):
+            net.eval()
+            for p in net.parameters():
+                p.requires_grad_(False)
+
+    def __call__(self, frames: torch.Tensor) -> ChainOutput:
+        return self.forward(frames)
+
+    def forward(self, frames: torch.Tensor) -> ChainOutput:
+        """Scorer outputs for rendered pairs ``(B,2,3,h,w)`` float 0..255."""
+        cam = camera_frames(frames, self.size)
+        x = evaluator_layout(cam)
+        pose = self.scorers.posenet(preprocess.posenet_input_differentiable(x))["pose"]
+        logits = self.scorers.segnet(preprocess.segnet_input_differentiable(x))
+        return ChainOutput(pose=pose, seg_logits=logits, frames=cam)
+
+
+# --- targets ------------------------------------------------------------------
+
+@dataclass
+class Targets:
+    """Scorer outputs on the original pairs: the training targets."""
+
+    seg: np.ndarray               # (P, 384, 512) uint8 SegNet argmax of each pair's second frame
+    pose: np.ndarray              # (P, 12) float32 PoseNet outputs of each pair
+
+    def __len__(self) -> int:
+        return len(self.pose)
+
+    def batch(self, index, device: str | torch.device = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+        """(seg int64, pose float32) tensors of the pairs at ``index`` (a slice or index array)."""
+        return (torch.as_tensor(np.ascontiguousarray(self.seg[index]), device=device).long(),
+                torch.as_tensor(np.ascontiguousarray(self.pose[index]), device=device))
+
+
+def as_pairs(frames: np.ndarray) -> np.ndarray:
+    """uint8 frames ``(N,H,W,3)`` (N even) or pairs ``(P,2,H,W,3)`` as pairs, without copying."""
+    if not isinstance(frames, np.ndarray) or frames.dtype != np.uint8:
+        raise InputError("frames must be a uint8 numpy array (N, H, W, 3) or (P, 2, H, W, 3)")
+    if frames.ndim == 4 and frames.shape[-1] == 3:
+        if frames.shape[0] == 0 or frames.shape[0] % contract.SEQ_LEN:
+            raise InputError(f"a video's frame count must be a positive even number, got {frames.shape[0]}")
+        return frames.reshape(-1, contract.SEQ_LEN, *frames.shape[1:])
+    if frames.ndim == 5 and frames.shape[1] == contract.SEQ_LEN and frames.shape[-1] == 3 and len(frames):
+        return frames
+    raise InputError(f"frames must be (N, H, W, 3) or (P, 2, H, W, 3), got {frames.shape}")
+
+
+def targets_key(pairs: np.ndarray, scorers: TorchScorers) -> str:
+    """sha256 of the frames' bytes and shape, the scorers' weights and the device type."""
+    h = hashlib.sha256(f"tac-targets-v{TARGETS_VERSION}|{pairs.shape}|".encode())
+    for name in sorted(scorers.weights_sha256):
+        h.update(f"{name}={scorers.weights_sha256[name]}|".encode())
+    h.update(f"{torch.device(scorers.device).type}|".encode())
+    flat = pairs.reshape(len(pairs), -1)
+    for i in range(len(flat)):                   # one pair at a time: a memory-mapped video stays on disk
+        h.update(memoryview(np.ascontiguousarray(flat[i])))
+    return h.hexdigest()
+
+
+def default_targets_dir() -> Path:
+    """``$TAC_CACHE_DIR/targets``, else ``~/.cache/tac/targets``."""
+    return Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "tac")) / "targets"
+
+
+def _load(path: Path, n: int) -> Targets | None:
+    try:
+        with np.load(path) as z:
+            seg, pose = z["seg"], z["pose"]
+    except (OSError, ValueError, KeyError):
+        return None                              # unreadable or partial: recompute
+    if len(seg) != n or len(pose) != n or seg.dtype != np.uint8 or pose.dtype != np.float32:
+        return None
+    return Targets(seg=seg, pose=pose)
+
+
+def pair_targets(frames: np.ndarray, scorers: TorchScorers, *, batch_size: int = contract.BATCH_SIZE,
+                 cache_dir: Path | None = None, use_cache: bool = True) -> Targets:
+    """Targets for a video's pairs from its uint8 frames, by the evaluator's exact path
+    (``TorchScorers.outputs``), cached as ``<cache_dir>/<targets_key>.npz``."""
+    pairs = as_pairs(frames)
+    if batch_size < 1:
+        raise InputError(f"batch size must be positive, got {batch_size}")
+    path = None
+    if use_cache:
+        folder = Path(cache_dir) if cache_dir is not None else default_targets_dir()
+        path = folder / f"{targets_key(pairs, scorers)}.npz"
+        if path.exists():
+            cached = _load(path, len(pairs))
+            if cached is not None:
+                return cached
+    seg, pose = [], []
+    for i in range(0, len(pairs), batch_size):
+        out = scorers.outputs(pairs[i:i + batch_size])
+        seg.append(out["seg"])
+        pose.append(out["pose"])
+    targets = Targets(seg=np.concatenate(seg), pose=np.concatenate(pose).astype(np.float32))
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        buf = io.BytesIO()
+        np.savez(buf, seg=targets.seg, pose=targets.pose)
+        with atomic_output(path) as f:
+            f.write(buf.getvalue())
+    return targets
