@@ -80,6 +80,17 @@ def _markings(s: np.ndarray, d: np.ndarray, road: Road, look: GroundLook,
     return paint
 
 
+def _octave(noise: Noise, s: np.ndarray, d: np.ndarray, fp_s: np.ndarray, cell: float,
+            offset: float) -> np.ndarray:
+    """Noise of texel ``cell`` m faded by footprint, sampled only in the rows where it is visible."""
+    out = np.zeros_like(s)
+    visible = np.nonzero(fp_s.min(axis=1) < F32(1.5 * cell))[0]
+    if visible.size:
+        r = int(visible[0])
+        out[r:] = noise.sample(s[r:] * F32(1 / cell) + F32(offset), d[r:] * F32(1 / cell)) * fade(fp_s[r:], cell)
+    return out
+
+
 def shade(lx: np.ndarray, ly: np.ndarray, lz: np.ndarray, st: EgoState, road: Road, look: GroundLook,
           focal: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Colour (h,w,3), depth (h,w) and class (h,w) of the road plane for level-frame rays.
@@ -100,8 +111,8 @@ def shade(lx: np.ndarray, ly: np.ndarray, lz: np.ndarray, st: EgoState, road: Ro
     paved = _cover(ad, road.surface_half_width, fp_l)
     paint = _markings(s, d, road, look, fp_l, fp_s)
     coarse = look.coarse.sample(s * F32(1 / 3.0), d * F32(1 / 3.0))
-    medium = look.fine.sample(s * F32(1 / 0.5), d * F32(1 / 0.5)) * fade(fp_s, 0.5)
-    grain = look.coarse.sample(s * F32(1 / 0.06) + F32(77.0), d * F32(1 / 0.06)) * fade(fp_s, 0.06)
+    medium = _octave(look.fine, s, d, fp_s, 0.5, 0.0)
+    grain = _octave(look.coarse, s, d, fp_s, 0.06, 77.0)
     lane_pos = np.abs(np.mod(d + F32(road.half_width), F32(LANE_WIDTH)) - F32(LANE_WIDTH / 2))
     tracks = np.exp(-np.square(lane_pos - F32(0.9)) * F32(12.0)) * fade(fp_l, 0.5)
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from tac_core.scenes.ground import HAZE_DISTANCE
 from tac_core.scenes.motion import EgoState
-from tac_core.scenes.shapes import Canvas
+from tac_core.scenes.shapes import Canvas, in_view
 from tac_core.scenes.texture import Noise
 from tac_core.scenes.traffic import GLASS
 from tac_core.scenes.world import Box, Road, Sphere
@@ -79,18 +79,25 @@ class Painter:
         return colour + (self.haze - colour) * fog
 
     def boxes(self, boxes: Sequence[Box], corners: np.ndarray) -> None:
-        for box, p in zip(boxes, corners):
-            if np.all(p[:, 2] < 0.15):
-                continue
-            for face, (i0, i1, i2) in FACES.items():
-                e1, e2 = p[i1] - p[i0], p[i2] - p[i0]
-                normal = np.cross(e1, e2)
-                norm = float(np.linalg.norm(normal))
-                if norm == 0.0 or float(normal @ p[i0]) >= 0:
-                    continue
-                light = 0.62 + 0.4 * max(0.0, float(normal @ self.sun) / norm)
-                shader = self._box_shader(box, face, light, float(np.linalg.norm(e1)), float(np.linalg.norm(e2)))
-                self.canvas.rectangle(p[i0], e1, e2, shader, box.cls)
+        if not boxes:
+            return
+        idx = np.array(list(FACES.values()))
+        p0 = corners[:, idx[:, 0]]
+        e1 = corners[:, idx[:, 1]] - p0
+        e2 = corners[:, idx[:, 2]] - p0
+        normal = np.cross(e1, e2)
+        facing = np.einsum("nfi,nfi->nf", normal, p0) < 0
+        norm = np.maximum(np.linalg.norm(normal, axis=-1), 1e-12)
+        light = 0.62 + 0.4 * np.maximum(normal @ self.sun / norm, 0.0)
+        len1, len2 = np.linalg.norm(e1, axis=-1), np.linalg.norm(e2, axis=-1)
+        names = list(FACES)
+        visible = np.nonzero(in_view(self.canvas.camera, corners))[0]
+        nearest = corners[visible, :, 2].min(axis=1)
+        for n in visible[np.argsort(np.maximum(nearest, 0.0), kind="stable")]:   # near first: occluded faces skip
+            box = boxes[n]
+            for f in np.nonzero(facing[n])[0]:
+                shader = self._box_shader(box, names[f], float(light[n, f]), float(len1[n, f]), float(len2[n, f]))
+                self.canvas.rectangle(p0[n, f], e1[n, f], e2[n, f], shader, box.cls, normal[n, f])
 
     def _box_shader(self, box: Box, face: str, light: float, width: float, height: float):
         base = np.asarray(box.colour, F32)

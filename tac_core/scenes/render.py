@@ -51,7 +51,7 @@ class Scene:
         rng = [np.random.default_rng(s) for s in np.random.SeedSequence([SEED_DOMAIN, config.seed]).spawn(6)]
         self.camera = Camera()
         length = config.speed_max * config.seconds + SIGHT + 50
-        self.road = Road(rng[0], config.lanes, config.max_curvature, length + 1500)
+        self.road = Road(rng[0], config.lanes, config.max_curvature, length)
         self.ego = EgoMotion(rng[1], self.road, config.speed_min, config.speed_max)
         self.boxes, self.balls = roadside(rng[2], self.road, length)
         self._box_s = np.array([b.s for b in self.boxes])
@@ -65,10 +65,12 @@ class Scene:
                                    math.cos(sun_elev) * math.cos(sun_az)])
         h, w = self.camera.hw
         self.hood = hood_mask((h, w))
-        self._hood_colour = self._paint_hood()
+        self._hood_row = int(np.nonzero(self.hood.any(axis=1))[0][0])
+        self._hood_colour = np.zeros((h, w, 3), F32)
+        self._hood_colour[self.hood] = self._paint_hood()
         yy, xx = np.mgrid[0:h, 0:w]
         r2 = ((xx + 0.5 - w / 2) ** 2 + (yy + 0.5 - h / 2) ** 2) / ((w / 2) ** 2 + (h / 2) ** 2)
-        self._vignette = (1.0 - 0.22 * r2).astype(F32)[..., None]
+        self._vignette = ((1.0 - 0.22 * r2) / 16).astype(F32)[..., None]
 
     def _paint_hood(self) -> np.ndarray:
         """Static hood colours (k,3) for the hood pixels: dark paint, a sky reflection near its edge."""
@@ -84,26 +86,35 @@ class Scene:
 
     def frame(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """Frame ``index``: RGB (H,W,3) uint8 and its class map (H,W) uint8."""
-        cfg = self.config
-        st = self.ego.state(index / cfg.fps)
+        st = self.ego.state(index / self.config.fps)
         cam = self.camera
+        h = cam.hw[0]
         r_lc = level_from_camera(st.pitch, st.roll)
         rx, ry = cam.rx[None, :], cam.ry[:, None]
-        lx, ly, lz = ((float(r[0]) * rx + float(r[1]) * ry + float(r[2])) for r in r_lc)
-        canvas = Canvas(cam)
-        below = np.nonzero((ly > 0).any(axis=1))[0]
-        g0 = int(below[0]) if below.size else cam.hw[0]
-        above = np.nonzero((ly <= 1e-5).any(axis=1))[0]
+        ends = float(r_lc[1, 0]) * cam.rx[[0, -1]][None, :] + float(r_lc[1, 1]) * ry + float(r_lc[1, 2])
+        below = np.nonzero(ends.max(axis=1) > 0)[0]          # rows that see some ground
+        g0 = int(below[0]) if below.size else h
+        above = np.nonzero(ends.min(axis=1) <= 1e-5)[0]      # rows that see some sky
         s1 = int(above[-1]) + 1 if above.size else 0
-        yaw = float(self.road.heading(st.s)) + st.psi
-        if g0 < cam.hw[0]:
-            col, dep, cls = ground.shade(lx[g0:], ly[g0:], lz[g0:], st, self.road, self.ground, cam.focal)
+
+        def rays(r0: int, r1: int) -> list[np.ndarray]:
+            return [float(r[0]) * rx + float(r[1]) * ry[r0:r1] + float(r[2]) for r in r_lc]
+
+        canvas = Canvas(cam)
+        if g0 < h:
+            col, dep, cls = ground.shade(*rays(g0, h), st, self.road, self.ground, cam.focal)
             canvas.colour[g0:], canvas.depth[g0:], canvas.cls[g0:] = col, dep, cls
+        yaw = float(self.road.heading(st.s)) + st.psi
         if s1 > 0:
-            r_wc, centre = self.ego.camera_world(st)
-            col, dep, cls = sky.shade(lx[:s1], ly[:s1], lz[:s1], yaw, (centre[0], centre[2]), self.sky, cam.focal)
-            keep = ly[:s1] <= F32(1e-5)
-            canvas.colour[:s1][keep], canvas.depth[:s1][keep], canvas.cls[:s1][keep] = col[keep], dep[keep], cls[keep]
+            _, centre = self.ego.camera_world(st)
+            lx, ly, lz = rays(0, s1)
+            col, dep, cls = sky.shade(lx, ly, lz, yaw, (centre[0], centre[2]), self.sky, cam.focal)
+            top = min(g0, s1)
+            canvas.colour[:top], canvas.depth[:top], canvas.cls[:top] = col[:top], dep[:top], cls[:top]
+            keep = ly[top:] <= F32(1e-5)
+            np.copyto(canvas.colour[top:s1], col[top:], where=keep[..., None])
+            np.copyto(canvas.depth[top:s1], dep[top:], where=keep)
+            np.copyto(canvas.cls[top:s1], cls[top:], where=keep)
 
         sun_cam = (rot_y(-yaw) @ self.sun_world) @ r_lc    # world -> level -> camera
         painter = objects.Painter(canvas, self.surface, sun_cam, self.ground.haze, r_lc)
@@ -114,27 +125,26 @@ class Scene:
         balls = self.balls[lo:hi]
         painter.balls(balls, objects.ball_centres(balls, st, self.road, r_lc))
 
-        canvas.colour[self.hood] = self._hood_colour
-        canvas.cls[self.hood] = EGO
+        r = self._hood_row
+        np.copyto(canvas.colour[r:], self._hood_colour[r:], where=self.hood[r:, :, None])
+        canvas.cls[r:][self.hood[r:]] = EGO
         return self._develop(canvas.colour, index), canvas.cls
 
     def _develop(self, colour: np.ndarray, index: int) -> np.ndarray:
-        """Vignette, a slight optical blur, sensor noise seeded by (seed, frame), round to uint8."""
-        colour *= self._vignette
-        blurred = colour * F32(0.5)
-        blurred[1:] += colour[:-1] * F32(0.25)
-        blurred[:-1] += colour[1:] * F32(0.25)
-        blurred[0] += colour[0] * F32(0.25)
-        blurred[-1] += colour[-1] * F32(0.25)
-        out = blurred * F32(0.5)
-        out[:, 1:] += blurred[:, :-1] * F32(0.25)
-        out[:, :-1] += blurred[:, 1:] * F32(0.25)
-        out[:, 0] += blurred[:, 0] * F32(0.25)
-        out[:, -1] += blurred[:, -1] * F32(0.25)
+        """A slight optical blur ([1,2,1] each way), vignette, sensor noise seeded by (seed, frame), uint8."""
+        pair = colour[:-1] + colour[1:]                       # [1,2,1] = [1,1] * [1,1]
+        out = np.empty_like(colour)
+        np.add(pair[:-1], pair[1:], out=out[1:-1])
+        out[0], out[-1] = pair[0] + 2 * colour[0], pair[-1] + 2 * colour[-1]    # edges replicated
+        pair = out[:, :-1] + out[:, 1:]
+        np.add(pair[:, :-1], pair[:, 1:], out=out[:, 1:-1])
+        out[:, 0], out[:, -1] = pair[:, 0] + 2 * out[:, 0], pair[:, -1] + 2 * out[:, -1]
+        out *= self._vignette                                 # includes the blur's 1/16
         sigma = self.config.sensor_noise
+        noise = np.full(out.shape[:2], F32(0.5))
         if sigma > 0:
             rng = np.random.default_rng([SEED_DOMAIN, self.config.seed, 1, index])
-            noise = rng.standard_normal(out.shape[:2], dtype=F32) * F32(sigma)
-            out += noise[..., None]
-        np.clip(out, F32(0), F32(255), out=out)
-        return np.rint(out).astype(np.uint8)
+            noise += rng.standard_normal(out.shape[:2], dtype=F32) * F32(sigma)
+        out += noise[..., None]
+        np.clip(out, F32(0), F32(255.49), out=out)
+        return out.astype(np.uint8)

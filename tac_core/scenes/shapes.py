@@ -11,6 +11,7 @@ buffer: occlusion is exact per pixel, whatever the drawing order::
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import numpy as np
@@ -36,33 +37,42 @@ class Canvas:
 
     def _bbox(self, points: np.ndarray) -> tuple[int, int, int, int] | None:
         """Pixel bounding box (r0, r1, c0, c1) of camera-frame points clipped to z >= NEAR, or None."""
-        pts = _clip_near(points)
-        if len(pts) == 0:
-            return None
-        uv = self.camera.project(pts)
+        pts = points.tolist()
+        if min(p[2] for p in pts) < NEAR:
+            clipped = _clip_near(points)
+            if len(clipped) == 0:
+                return None
+            pts = clipped.tolist()
+        f, cx, cy = self.camera.focal, self.camera.cx, self.camera.cy
+        us = [cx + f * p[0] / p[2] for p in pts]
+        vs = [cy + f * p[1] / p[2] for p in pts]
         w, h = self.camera.size
-        c0, c1 = max(0, int(np.floor(uv[:, 0].min()))), min(w, int(np.ceil(uv[:, 0].max())) + 1)
-        r0, r1 = max(0, int(np.floor(uv[:, 1].min()))), min(h, int(np.ceil(uv[:, 1].max())) + 1)
+        c0, c1 = max(0, math.floor(min(us))), min(w, math.ceil(max(us)) + 1)
+        r0, r1 = max(0, math.floor(min(vs))), min(h, math.ceil(max(vs)) + 1)
         if c0 >= c1 or r0 >= r1:
             return None
         return r0, r1, c0, c1
 
-    def rectangle(self, p0: np.ndarray, e1: np.ndarray, e2: np.ndarray, shader: Shader, cls: int) -> None:
+    def rectangle(self, p0: np.ndarray, e1: np.ndarray, e2: np.ndarray, shader: Shader, cls: int,
+                  normal: np.ndarray | None = None) -> None:
         """Draw the parallelogram p0 + a e1 + b e2 (camera frame), seen from the side e1 x e2 points to."""
-        normal = np.cross(e1, e2)
+        if normal is None:
+            normal = np.cross(e1, e2)
         if float(normal @ p0) >= 0:                 # facing away (or edge-on)
             return
         box = self._bbox(np.stack([p0, p0 + e1, p0 + e1 + e2, p0 + e2]))
         if box is None:
             return
         r0, r1, c0, c1 = box
+        depth = self.depth[r0:r1, c0:c1]
+        if float(min(p0[2], p0[2] + e1[2], p0[2] + e2[2], p0[2] + e1[2] + e2[2])) > float(depth.max()):
+            return                                  # wholly behind what is already drawn
         rx = self.camera.rx[None, c0:c1]
         ry = self.camera.ry[r0:r1, None]
         n0, n1, n2 = (float(x) for x in normal)
         denom = n0 * rx + n1 * ry + n2
         with np.errstate(divide="ignore", invalid="ignore"):
             t = float(normal @ p0) / denom
-        depth = self.depth[r0:r1, c0:c1]
         a = ((float(e1[0]) * rx + float(e1[1]) * ry + float(e1[2])) * t - float(e1 @ p0)) / float(e1 @ e1)
         b = ((float(e2[0]) * rx + float(e2[1]) * ry + float(e2[2])) * t - float(e2 @ p0)) / float(e2 @ e2)
         hit = (a >= 0) & (a <= 1) & (b >= 0) & (b <= 1) & (t > NEAR) & (t < depth)
@@ -102,6 +112,19 @@ class Canvas:
         self.colour[r0:r1, c0:c1][hit] = shader(np.stack([nx, ny, nz], -1), th)
         depth[hit] = th
         self.cls[r0:r1, c0:c1][hit] = cls
+
+
+def in_view(camera: Camera, points: np.ndarray) -> np.ndarray:
+    """For point sets (n, k, 3): False where all lie behind NEAR or all project off one side of the image."""
+    z = points[..., 2]
+    front = z >= NEAR
+    uv = camera.project(np.where(front[..., None], points, 1.0))
+    w, h = camera.size
+    off = np.zeros(len(points), bool)
+    for axis, size in ((0, w), (1, h)):
+        coord = uv[..., axis]
+        off |= np.all(front, axis=1) & ((coord.max(axis=1) < 0) | (coord.min(axis=1) > size))
+    return front.any(axis=1) & ~off
 
 
 def _clip_near(points: np.ndarray) -> np.ndarray:

@@ -49,12 +49,14 @@ class SkyLook:
                    clouds=Noise(rng), hills=hills.astype(F32))
 
 
-def shade(lx: np.ndarray, ly: np.ndarray, lz: np.ndarray, yaw: float, position: tuple[float, float],
-          look: SkyLook, focal: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Colour (h,w,3), depth (h,w) and class (h,w) of the sky for level-frame rays.
+def _upsample2(image: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """Nearest-neighbour 2x enlargement cropped to ``hw`` (the frame's blur smooths the steps)."""
+    return np.repeat(np.repeat(image, 2, axis=0), 2, axis=1)[: hw[0], : hw[1]]
 
-    ``yaw`` is the ego car's world heading, ``position`` its world (X, Z).
-    """
+
+def _gradient_and_clouds(lx: np.ndarray, ly: np.ndarray, lz: np.ndarray, yaw: float,
+                         position: tuple[float, float], look: SkyLook, focal: float) -> np.ndarray:
+    """Sky colour without hills; smooth, so the caller evaluates it at half resolution."""
     flat = np.sqrt(lx * lx + lz * lz)
     elev = -ly / flat
     up = np.maximum(elev, F32(0))
@@ -79,15 +81,29 @@ def shade(lx: np.ndarray, ly: np.ndarray, lz: np.ndarray, yaw: float, position: 
     for ch in range(3):
         colour[..., ch] += (look.cloud[ch] * shadow - colour[..., ch]) * amount
 
+    return colour
+
+
+def shade(lx: np.ndarray, ly: np.ndarray, lz: np.ndarray, yaw: float, position: tuple[float, float],
+          look: SkyLook, focal: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Colour (h,w,3), depth (h,w) and class (h,w) of the sky for level-frame rays.
+
+    ``yaw`` is the ego car's world heading, ``position`` its world (X, Z).
+    """
+    colour = _upsample2(_gradient_and_clouds(lx[::2, ::2], ly[::2, ::2], lz[::2, ::2], yaw, position, look,
+                                             focal / 2), lx.shape)
     depth = np.full(lx.shape, np.inf, F32)
     cls = np.full(lx.shape, 2, np.uint8)
+    r0 = max(0, lx.shape[0] - int(focal * (float(look.hills.max()) + 0.03)))   # rows the hills can reach
+    flat = np.sqrt(lx[r0:] * lx[r0:] + lz[r0:] * lz[r0:])
+    elev = -ly[r0:] / flat
     band = elev < F32(float(look.hills.max()) + 0.002)
     if band.any():
-        az = np.arctan2(lx[band], lz[band]) + F32(yaw)
+        az = np.arctan2(lx[r0:][band], lz[r0:][band]) + F32(yaw)
         top = np.interp(az, _AZIMUTHS, look.hills, period=2 * np.pi)
         hill = elev[band] < top
         rows = np.nonzero(band)
-        hr, hc = rows[0][hill], rows[1][hill]
+        hr, hc = rows[0][hill] + r0, rows[1][hill]
         tex = look.clouds.sample(az[hill] * F32(400), elev[band][hill] * F32(900))
         shade_ = F32(0.92) + F32(0.06) * tex
         for ch in range(3):

@@ -26,6 +26,8 @@ import numpy as np
 LANE_WIDTH = 3.6
 SHOULDER = 0.6          # paved road beyond the edge lines, each side
 GRID_STEP = 1.0         # metres between samples of theta and Phi
+LOOK_AHEAD = 1400.0     # the road frame is evaluated up to this far ahead (beyond: haze)
+LOOK_BEHIND = 250.0
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,7 @@ class Road:
         self._w = 2 * np.pi / np.array([rng.uniform(500, 1100), rng.uniform(180, 420)])
         self._phase = rng.uniform(0, 2 * np.pi, 2)
         self.grid_start = -300.0
-        n = int((length - self.grid_start) / GRID_STEP) + 2
+        n = int((length + LOOK_AHEAD + 10 - self.grid_start) / GRID_STEP) + 2
         self.grid = self.grid_start + GRID_STEP * np.arange(n)
         self.theta_grid = self.heading(self.grid)
         w, p, a = self._w, self._phase, self._amp
@@ -98,7 +100,7 @@ class Road:
         """lat(z): how far right of the tangent at ``s_e`` the centre line is, ``z`` metres ahead."""
         phi_e = float(np.interp(s_e, self.grid, self.phi_grid))
         theta_e = float(np.interp(s_e, self.grid, self.theta_grid))
-        z = np.asarray(z)
+        z = np.clip(np.asarray(z), -LOOK_BEHIND, LOOK_AHEAD)   # farther is haze; keeps the grid's end unseen
         out = np.interp(z + s_e, self.grid, self.phi_grid) - phi_e - theta_e * z
         return out.astype(z.dtype) if z.dtype.kind == "f" else out
 
@@ -130,9 +132,12 @@ def roadside(rng: np.random.Generator, road: Road, length: float) -> tuple[list[
     boxes: list[Box] = []
     spheres: list[Sphere] = []
     start, edge = -60.0, road.surface_half_width
+    # one stream per family and side, each drawn in order of s: a longer road only adds objects
+    poles, signs, left_trees, right_trees, left_houses, right_houses = rng.spawn(6)
     seg = 12.0  # median barrier in short straight pieces that follow the curve
     for s in np.arange(start, length, seg):
         boxes.append(Box(s + seg / 2, -(edge + 0.5), seg, 0.5, 0.0, 0.85, CONCRETE, "barrier", UNDRIVABLE))
+    rng = poles
     pole_side = 1 if rng.random() < 0.7 else -1
     s = start + rng.uniform(0, 40)
     while s < length:
@@ -140,9 +145,10 @@ def roadside(rng: np.random.Generator, road: Road, length: float) -> tuple[list[
         boxes.append(Box(s, d, 0.25, 0.25, 0.0, 8.5, POLE_GREY, "pole", UNDRIVABLE))
         boxes.append(Box(s, d - pole_side * 1.3, 0.2, 2.4, 8.2, 8.4, POLE_GREY, "pole", UNDRIVABLE))
         s += rng.uniform(38, 55)
-    for side in (-1, 1):
-        _trees(rng, road, side, start, length, boxes, spheres)
-        _buildings(rng, road, side, start, length, boxes)
+    for side, trees, houses in ((-1, left_trees, left_houses), (1, right_trees, right_houses)):
+        _trees(trees, road, side, start, length, boxes, spheres)
+        _buildings(houses, road, side, start, length, boxes)
+    rng = signs
     s = start + rng.uniform(50, 250)
     while s < length:
         d = edge + 3.0
