@@ -41,6 +41,15 @@ def test_same_seed_gives_same_bytes_whatever_the_global_rng(clip8):
     assert other[0].tobytes() != clip8[0][0].tobytes()
 
 
+def test_rendering_in_child_processes_gives_the_same_bytes(clip8):
+    from tac_core.scenes.clip import rendered
+
+    config = SceneConfig(seed=0, seconds=0.15)
+    for k, (frame, cls) in enumerate(rendered(config, workers=2)):
+        assert frame.tobytes() == clip8[0][k].tobytes() and cls.tobytes() == clip8[1][k].tobytes()
+    assert k == 2
+
+
 def test_frames_have_the_contest_shape(clip8):
     frames, classes = clip8
     assert frames.shape == (8, H, W, 3) and frames.dtype == np.uint8

@@ -21,16 +21,19 @@ import numpy as np
 
 from tac_core import video
 from tac_core.errors import InputError
+from tac_core.scenes.camera import Camera
 from tac_core.scenes.config import SceneConfig
 from tac_core.scenes.motion import relative_pose
 from tac_core.scenes.render import Scene
 from tac_core.scenes.truth import TruthWriter
+from tac_core.scenes.worker import rendered_in_processes
 
 SCENES_VERSION = 1          # bump whenever generated pixels, classes or poses change
 DEFAULT_CRF = 18
 DEFAULT_PRESET = "fast"
 VIDEO_SUFFIXES = (".mkv", ".mp4")
 CACHE_ENV = "TAC_CACHE_DIR"
+PARALLEL_FROM = 40         # frames; shorter clips are rendered in-process (no start-up cost)
 X265_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
                 "veryslow", "placebo")
 
@@ -40,6 +43,7 @@ def generate(config: SceneConfig) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     scene = Scene(config)
     for index in range(config.frames):
         yield scene.frame(index)
+
 
 
 def poses(config: SceneConfig) -> np.ndarray:
@@ -78,10 +82,12 @@ def _check_output(path: Path) -> Path:
 
 
 def write_clip(path: Path, config: SceneConfig = SceneConfig(), *, crf: int = DEFAULT_CRF,
-               preset: str = DEFAULT_PRESET, progress: Callable[[int], Any] | None = None) -> dict[str, Any]:
+               preset: str = DEFAULT_PRESET, progress: Callable[[int], Any] | None = None,
+               workers: int | None = None) -> dict[str, Any]:
     """Write the clip to ``path`` (HEVC, .mkv or .mp4) and its ground truth to ``<stem>.npz``.
 
-    ``progress(1)`` is called after each frame. Returns the paths, frame count, video bytes
+    ``progress(1)`` is called after each frame; ``workers`` render processes run beside the
+    encoder (default: one per CPU for clips of ``PARALLEL_FROM`` frames or more, else none). Returns the paths, frame count, video bytes
     and the seconds it took. Interrupted, it leaves no file under either final name.
     """
     path = _check_output(path)
@@ -99,8 +105,7 @@ def write_clip(path: Path, config: SceneConfig = SceneConfig(), *, crf: int = DE
     finished = False
 
     def frames() -> Iterator[np.ndarray]:
-        rendered = (scene.frame(index) for index in range(config.frames))
-        for frame, class_map in video.prefetch(rendered, depth=3):  # render ahead while x265 encodes
+        for frame, class_map in rendered(config, workers, scene):
             truth.add(class_map)
             if progress is not None:
                 progress(1)
@@ -122,6 +127,21 @@ def write_clip(path: Path, config: SceneConfig = SceneConfig(), *, crf: int = DE
     return {"video": str(path), "ground_truth": str(truth_path), "frames": count,
             "video_bytes": path.stat().st_size, "seconds": round(time.perf_counter() - started, 2),
             "crf": crf, "preset": preset, "config": config.to_json()}
+
+
+def rendered(config: SceneConfig, workers: int | None = None,
+             scene: Scene | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``generate``, rendered ahead of the consumer: in ``workers`` child processes, or in a thread.
+
+    Frames depend only on (config, index), so the output is identical either way.
+    """
+    if workers is None:
+        workers = (os.cpu_count() or 1) if config.frames >= PARALLEL_FROM else 0
+    if workers < 1:
+        scene = scene or Scene(config)
+        yield from video.prefetch((scene.frame(i) for i in range(config.frames)), depth=3)
+        return
+    yield from rendered_in_processes(config, workers, scene.camera.hw if scene else Camera().hw)
 
 
 def cache_dir() -> Path:

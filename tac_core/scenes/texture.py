@@ -39,8 +39,9 @@ class Noise:
         i0 *= self.size
         i1 *= self.size
         take = self.flat.take
-        top = take(i0 + j0) + (take(i0 + j1) - take(i0 + j0)) * wv
-        bottom = take(i1 + j0) + (take(i1 + j1) - take(i1 + j0)) * wv
+        t00, t01, t10, t11 = take(i0 + j0), take(i0 + j1), take(i1 + j0), take(i1 + j1)
+        top = t00 + (t01 - t00) * wv
+        bottom = t10 + (t11 - t10) * wv
         return top + (bottom - top) * wu
 
     def nearest(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
