@@ -48,6 +48,24 @@ def _reduce(x: torch.Tensor, axis: int | None, fn) -> torch.Tensor:
 
 
 @torch.no_grad()
+def scale_and_zero(x: torch.Tensor, spec: QuantSpec) -> tuple[torch.Tensor, torch.Tensor]:
+    """The integer quantizer's float32 scales and zero points, shaped to broadcast against ``x``."""
+    if spec.kind not in _INT:
+        raise QuantizationError(f"{spec.kind!r} has no integer scale; use one of {', '.join(_INT)}")
+    x = x.detach().float()
+    qmax, symmetric = _INT[spec.kind]
+    q32 = torch.tensor(float(qmax), dtype=torch.float32)
+    if symmetric:
+        s = up16(_reduce(x.abs(), spec.axis, torch.max) / q32)
+        return s, torch.zeros_like(s)
+    lo = torch.clamp(_reduce(x, spec.axis, torch.min), max=0.0)
+    hi = torch.clamp(_reduce(x, spec.axis, torch.max), min=0.0)
+    s = up16((hi - lo) / q32)
+    safe = torch.where(s > 0, s, torch.ones_like(s))
+    return s, torch.where(s > 0, torch.round(-lo / safe).clamp(0, qmax), torch.zeros_like(s))
+
+
+@torch.no_grad()
 def quantize_values(x: torch.Tensor, spec: QuantSpec) -> torch.Tensor:
     """``dequantize(quantize(x, spec))`` in torch: the float32 values the archive will hold."""
     if spec.kind not in SUPPORTED:
@@ -61,17 +79,11 @@ def quantize_values(x: torch.Tensor, spec: QuantSpec) -> torch.Tensor:
             raise QuantizationError("tensor has values beyond float16's range (65504)")
         return h.float()
     qmax, symmetric = _INT[spec.kind]
-    q32 = torch.tensor(float(qmax), dtype=torch.float32)
+    s, z = scale_and_zero(x, spec)
+    safe = torch.where(s > 0, s, torch.ones_like(s))
     if symmetric:
-        s = up16(_reduce(x.abs(), spec.axis, torch.max) / q32)
-        safe = torch.where(s > 0, s, torch.ones_like(s))
         q = torch.where(s > 0, torch.round(x / safe), torch.zeros_like(x)).clamp(-qmax, qmax)
         return q.to(torch.int32).float() * s      # through integers, as the codes are: no -0.0
-    lo = torch.clamp(_reduce(x, spec.axis, torch.min), max=0.0)
-    hi = torch.clamp(_reduce(x, spec.axis, torch.max), min=0.0)
-    s = up16((hi - lo) / q32)
-    safe = torch.where(s > 0, s, torch.ones_like(s))
-    z = torch.where(s > 0, torch.round(-lo / safe).clamp(0, qmax), torch.zeros_like(s))
     q = torch.where(s > 0, torch.round(x / safe) + z, z.expand_as(x)).clamp(0, qmax)
     return (q.to(torch.int32).float() - z.to(torch.int32).float()) * s
 

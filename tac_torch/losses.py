@@ -1,0 +1,162 @@
+"""Losses that track the contest score: 100 * seg + sqrt(10 * pose) + 25 * rate.
+
+    ChainOutput.seg_logits (B,5,384,512), target classes (B,384,512) --margin surrogate--> seg
+    ChainOutput.pose (B,12), target pose (B,12) --sqrt(10 * MSE of the first 6)--> pose
+    parameters + their QuantSpecs --Laplace entropy of the codes--> bits --> bytes / original --> rate
+
+The argmax disagreement has no gradient, so SegNet is trained on the lead
+of the target class's logit over the best other class: pixels that lead by
+a wide margin cost nearly nothing, pixels near the decision boundary cost
+most. The rate term estimates what the entropy coder will spend on the
+quantised weights, so the optimiser sees bytes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Mapping
+
+import torch
+import torch.nn.functional as F
+
+from tac_core import contract
+from tac_core.archive import QuantSpec
+from tac_core.errors import InputError
+from tac_torch.quant import scale_and_zero
+
+_MIN_MASS = 1e-9                # floor of a code's probability: at most ~30 bits per element
+_MIN_LAPLACE_B = 0.05           # Laplace scale floor, in quantisation steps
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """Weights of the score's terms and the seg surrogate's shape (defaults: the score's own)."""
+
+    seg: float = contract.SEG_WEIGHT
+    pose: float = 1.0                       # multiplies sqrt(10 * MSE), as the score does
+    rate: float = contract.RATE_WEIGHT
+    margin: float = 2.0                     # logit lead at which a pixel counts as safe
+    temperature: float = 0.5                # softness of the surrogate around the margin
+    boost: float = 3.0                      # extra weight of pixels whose lead is within the margin
+
+    def __post_init__(self):
+        for name in ("seg", "pose", "rate", "margin", "boost"):
+            if not getattr(self, name) >= 0:
+                raise InputError(f"loss weight {name} must be >= 0, got {getattr(self, name)!r}")
+        if not self.temperature > 0:
+            raise InputError(f"loss temperature must be > 0, got {self.temperature!r}")
+
+
+def _check_seg(logits: torch.Tensor, target: torch.Tensor) -> None:
+    if logits.dim() != 4 or target.dim() != 3 or logits.shape[:1] + logits.shape[2:] != target.shape:
+        raise InputError(f"seg logits (B, C, H, W) and target classes (B, H, W) must agree, got "
+                         f"{tuple(logits.shape)} and {tuple(target.shape)}")
+
+
+def seg_lead(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per pixel, the target class's logit minus the best other class's: > 0 where argmax agrees."""
+    _check_seg(logits, target)
+    idx = target.long().unsqueeze(1)
+    own = logits.gather(1, idx).squeeze(1)
+    others = logits.scatter(1, idx, float("-inf"))
+    return own - others.amax(dim=1)
+
+
+def seg_margin_loss(logits: torch.Tensor, target: torch.Tensor, weights: LossWeights = LossWeights()) -> torch.Tensor:
+    """Weighted mean over pixels of ``softplus((margin - lead) / T) / softplus(margin / T)``.
+
+    1 at a lead of 0, about 0 well past the margin, linear for a wrong class;
+    pixels whose |lead| is within the margin weigh ``1 + boost``. Scale: like
+    the fraction of pixels that disagree.
+    """
+    lead = seg_lead(logits.float(), target)
+    t, m = weights.temperature, weights.margin
+    per_pixel = F.softplus((m - lead) / t) / F.softplus(torch.tensor(m / t))
+    w = 1.0 + weights.boost * (lead.detach().abs() < m).float()
+    return (per_pixel * w).sum() / w.sum()
+
+
+@torch.no_grad()
+def seg_disagreement(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The score's seg distortion: fraction of pixels whose argmax differs from the target."""
+    _check_seg(logits, target)
+    return (logits.argmax(dim=1) != target.long()).float().mean()
+
+
+def pose_mse(pose: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference of the first 6 pose outputs over the batch (the score's pose)."""
+    if pose.dim() != 2 or pose.shape != target.shape or pose.shape[1] < contract.POSE_SCORED:
+        raise InputError(f"pose and target must both be (B, {contract.POSE_OUTPUTS}), got "
+                         f"{tuple(pose.shape)} and {tuple(target.shape)}")
+    n = contract.POSE_SCORED
+    return (pose[:, :n].float() - target[:, :n].float()).pow(2).mean()
+
+
+def pose_term(pose: torch.Tensor, target: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """``sqrt(10 * MSE)`` as in the score (MSE floored at ``eps`` so the gradient stays finite)."""
+    return torch.sqrt(contract.POSE_WEIGHT_INSIDE_SQRT * pose_mse(pose, target).clamp_min(eps))
+
+
+def _laplace_cdf(u: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return 0.5 - 0.5 * torch.sign(u) * torch.expm1(-u.abs() / b)
+
+
+def tensor_bits(x: torch.Tensor, spec: QuantSpec) -> torch.Tensor:
+    """Estimated bits to code ``x`` quantised by ``spec``: ``-log2`` of each code's mass under a
+    Laplace fitted to the tensor (in quantisation steps), differentiable through ``x / scale``."""
+    if spec.kind == "raw":
+        return x.new_tensor(float(x.numel() * x.element_size() * 8))
+    if spec.kind == "fp16":
+        return x.new_tensor(float(x.numel() * 16))
+    s, z = scale_and_zero(x, spec)
+    y = x.float() / torch.where(s > 0, s, torch.ones_like(s))          # codes, continuous; scale fixed
+    centre = y.detach().median()
+    b = (y.detach() - centre).abs().mean().clamp_min(_MIN_LAPLACE_B)
+    u = y - centre
+    mass = _laplace_cdf(u + 0.5, b) - _laplace_cdf(u - 0.5, b)
+    return -torch.log2(mass.clamp_min(_MIN_MASS)).sum()
+
+
+def rate_bits(params: Mapping[str, torch.Tensor], specs: Mapping[str, QuantSpec]) -> torch.Tensor:
+    """Estimated bits of every tensor in ``specs`` (weights and latents alike)."""
+    missing = sorted(set(specs) - set(params))
+    if missing:
+        raise InputError(f"rate specs name tensors that were not given: {', '.join(missing[:4])}")
+    if not specs:
+        raise InputError("the rate term needs at least one tensor and its QuantSpec")
+    return torch.stack([tensor_bits(params[name], spec) for name, spec in specs.items()]).sum()
+
+
+def score_loss(pose: torch.Tensor, seg_logits: torch.Tensor, pose_target: torch.Tensor,
+               seg_target: torch.Tensor, *, params: Mapping[str, torch.Tensor] | None = None,
+               specs: Mapping[str, QuantSpec] | None = None, weights: LossWeights = LossWeights(),
+               original_bytes: int = contract.CONTEST_VIDEO_BYTES, overhead_bytes: int = 0,
+               ) -> dict[str, torch.Tensor]:
+    """The training loss and its parts.
+
+    Keys: ``loss`` (what to minimise), ``seg``, ``pose``, ``rate`` (its weighted
+    terms), and, without gradients, ``seg_disagreement``, ``pose_mse``,
+    ``bytes`` (estimated archive bytes: coded tensors + ``overhead_bytes``) and
+    ``score_estimate`` (the score those three would give). Without ``specs``
+    the rate term is 0 and ``bytes`` is ``overhead_bytes``.
+    """
+    if original_bytes <= 0:
+        raise InputError(f"original_bytes must be positive, got {original_bytes}")
+    seg = weights.seg * seg_margin_loss(seg_logits, seg_target, weights)
+    pose_sqrt = pose_term(pose, pose_target)
+    if specs:
+        if params is None:
+            raise InputError("the rate term needs the tensors its specs name (params)")
+        nbytes = rate_bits(params, specs) / 8 + overhead_bytes
+    else:
+        nbytes = pose.new_tensor(float(overhead_bytes))
+    rate = weights.rate * nbytes / original_bytes
+    loss = seg + weights.pose * pose_sqrt + rate
+    with torch.no_grad():
+        disagree = seg_disagreement(seg_logits, seg_target)
+        mse = pose_mse(pose, pose_target)
+        estimate = contract.score(float(disagree), float(mse), float(nbytes) / original_bytes)
+    return {"loss": loss, "seg": seg, "pose": weights.pose * pose_sqrt, "rate": rate,
+            "seg_disagreement": disagree, "pose_mse": mse.detach(), "bytes": nbytes.detach(),
+            "score_estimate": torch.tensor(estimate if math.isfinite(estimate) else float("nan"))}
