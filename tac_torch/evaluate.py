@@ -76,11 +76,14 @@ class _ReferenceCache:
         write_atomic(self.path, buf.getvalue())
 
 
-def _raw_batches(raw: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
-    samples = contract.sample_count(raw.shape[0])
-    for b in contract.batches(samples, batch_size):
-        frames = raw[b.frame_range.start:b.frame_range.stop]
-        yield np.array(frames).reshape(b.count, contract.SEQ_LEN, *raw.shape[1:])
+def _raw_batches(path: Path, batch_size: int) -> Iterator[np.ndarray]:
+    """Pairs of an inflated ``.raw`` file, read batch by batch with plain reads (memory stays bounded)."""
+    frames = video.raw_frame_count(path)
+    with open(path, "rb") as f:
+        for b in contract.batches(contract.sample_count(frames), batch_size):
+            f.seek(b.frame_range.start * contract.FRAME_BYTES)
+            data = np.fromfile(f, dtype=np.uint8, count=len(b.frame_range) * contract.FRAME_BYTES)
+            yield data.reshape(b.count, contract.SEQ_LEN, *contract.CAMERA_HW, 3)
 
 
 def _cached_batches(ref: dict[str, np.ndarray], samples: int, batch_size: int) -> Iterator[dict[str, np.ndarray]]:
@@ -123,7 +126,7 @@ def evaluate(submission_dir: Path, video_dir: Path, scorers, *, names_file: Path
         else:
             frames = video.decode_frames(pair.original)
             references = (scorers.outputs(b) for b in video.prefetch(video.pair_batches(frames, batch_size), 2))
-        candidates = video.prefetch(_raw_batches(video.open_raw(pair.inflated), batch_size), 2)
+        candidates = video.prefetch(_raw_batches(pair.inflated, batch_size), 2)
         for reference, candidate in zip(references, candidates, strict=True):
             if cached is None:
                 cache.add(reference)

@@ -126,8 +126,10 @@ class TorchScorers:
         """PoseNet ``pose`` (B,12) float32 and SegNet argmax ``seg`` (B,384,512) uint8 of a batch."""
         with torch.inference_mode():
             frames = preprocess.frames_float(preprocess.as_pairs_tensor(pairs, self.device))
-            pose = self.posenet(preprocess.posenet_input(frames))["pose"]   # official order
-            seg = self.segnet(preprocess.segnet_input(frames)).argmax(dim=1)
+            posenet_in, segnet_in = preprocess.posenet_input(frames), preprocess.segnet_input(frames)
+            del frames  # the full-size float batch (~400 MB for 16 pairs) is not needed by the networks
+            pose = self.posenet(posenet_in)["pose"]   # official order: PoseNet, then SegNet
+            seg = self.segnet(segnet_in).argmax(dim=1)
             return {"pose": pose.float().cpu().numpy(),
                     "seg": seg.to(torch.uint8).cpu().numpy()}
 
