@@ -1,7 +1,6 @@
-"""The core commands, registered like any plug-in's: ``tac backends`` lives here.
+"""The core commands (``backends``, ``scene``, ``archive ...``), registered like any plug-in's.
 
-Further core command modules (``scene``, ``archive``) add themselves to
-``COMMAND_MODULES``; each has a ``commands()`` function returning ``Command``s.
+Each module in ``COMMAND_MODULES`` has a ``commands()`` function returning ``Command``s.
 """
 
 from __future__ import annotations
@@ -24,13 +23,7 @@ class _CorePlugin:
     @hookimpl
     def tac_register_commands(self, register):
         for module_name in COMMAND_MODULES:
-            try:
-                module = importlib.import_module(module_name)
-            except ModuleNotFoundError as exc:
-                if exc.name == module_name:
-                    continue  # that command group is not part of this build
-                raise
-            for cmd in module.commands():
+            for cmd in importlib.import_module(module_name).commands():
                 register(cmd)
 
 
