@@ -1,0 +1,58 @@
+"""Rendered pairs to the uint8 camera frames an inflate writes: one definition, shared by
+training (``tac_torch.chain``) and the inflate runtime (vendored into every submission).
+
+    pairs (B,2,3,h,w) float 0..255 --bicubic (align_corners=False) to 874x1164-->
+      --clamp 0..255--> --round half to even (straight-through gradient)--> (B,2,3,H,W) float
+      --uint8, channels last--> (B,2,H,W,3) uint8
+
+Needs torch and ``tac_core.contract`` / ``tac_core.errors`` only, so a submission can carry it.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from tac_core import contract
+from tac_core.errors import InputError
+
+
+class _RoundStraightThrough(torch.autograd.Function):
+    """Forward: round half to even; backward: the gradient unchanged."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return torch.round(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad
+
+
+def round_ste(x: torch.Tensor) -> torch.Tensor:
+    """``torch.round(x)`` whose gradient is the identity (straight-through)."""
+    return _RoundStraightThrough.apply(x)
+
+
+def _check_frames(frames: torch.Tensor) -> None:
+    if not isinstance(frames, torch.Tensor) or frames.dim() != 5 or frames.shape[1:3] != (contract.SEQ_LEN, 3):
+        shape = tuple(frames.shape) if isinstance(frames, torch.Tensor) else type(frames).__name__
+        raise InputError(f"rendered pairs must be a float tensor (B, 2, 3, H, W), got {shape}")
+
+
+def camera_frames(frames: torch.Tensor, size: tuple[int, int] = contract.CAMERA_HW) -> torch.Tensor:
+    """Rendered pairs ``(B,2,3,h,w)`` -> ``(B,2,3,H,W)`` at ``size`` (H, W): bicubic, clamped,
+    rounded with a straight-through gradient. Values are integers 0..255 in float32."""
+    _check_frames(frames)
+    b, t = frames.shape[:2]
+    x = frames.float().flatten(0, 1)
+    if tuple(x.shape[-2:]) != tuple(size):
+        x = F.interpolate(x, size=tuple(size), mode="bicubic", align_corners=False)
+    x = round_ste(torch.clamp(x, 0.0, 255.0))
+    return x.view(b, t, 3, *x.shape[-2:])
+
+
+def camera_pairs_uint8(frames: torch.Tensor, size: tuple[int, int] = contract.CAMERA_HW) -> torch.Tensor:
+    """The uint8 pairs ``(B,2,H,W,3)`` an inflate writes for rendered pairs (no gradient)."""
+    with torch.no_grad():
+        return camera_frames(frames, size).to(torch.uint8).permute(0, 1, 3, 4, 2).contiguous()
