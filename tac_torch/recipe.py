@@ -1,0 +1,226 @@
+"""Training recipes: a renderer spec, sampling settings and a list of stages, read from TOML.
+
+    [recipe]  name, seed, batch_pairs, checkpoint_every, camera_h/camera_w, latent_scale
+    [spec]    overrides of the hnerv_pair default spec (tac_torch.renderers.make_spec)
+    [[stage]] name, steps, learning rates, weight decay, qat, ema_decay, loss weights, schedule
+
+Every key is checked when the recipe is built: an unknown key, a wrong type
+or a value out of range is an ``InputError`` naming the key and the file. A
+recipe's fingerprint (sha256 of its canonical JSON) is stored in checkpoints
+so a run is never resumed under another recipe.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any, Mapping
+
+from tac_core import contract
+from tac_core.errors import InputError
+from tac_torch.losses import LossWeights
+from tac_torch.renderers import make_spec
+
+PRESETS = ("demo", "contest")
+SCHEDULES = ("constant", "cosine")
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One phase of training: its length, learning rates, QAT switch, EMA and loss weights."""
+
+    name: str
+    steps: int
+    lr_decoder: float = 1e-3          # AdamW: biases, snake alphas, stem and head
+    lr_muon: float = 0.02             # Muon: hidden convolution weights
+    lr_latents: float = 1e-2          # AdamW: the per-pair latents
+    weight_decay: float = 0.0
+    qat: bool = False                 # run the decoder on int8 fake-quantised weights and latents
+    ema_decay: float = 0.99
+    warmup: int = 0                   # steps of linear learning-rate warm-up at the stage's start
+    schedule: str = "constant"        # "constant" or "cosine" (decays to lr_floor x lr)
+    lr_floor: float = 0.1
+    seg: float = contract.SEG_WEIGHT
+    pose: float = 1.0
+    rate: float = contract.RATE_WEIGHT
+    margin: float = 2.0
+    temperature: float = 0.5
+    boost: float = 3.0
+
+    def loss_weights(self) -> LossWeights:
+        return LossWeights(seg=self.seg, pose=self.pose, rate=self.rate, margin=self.margin,
+                           temperature=self.temperature, boost=self.boost)
+
+    def lr_factor(self, step_in_stage: int) -> float:
+        """The multiplier of every learning rate at ``step_in_stage`` (0-based)."""
+        if self.warmup and step_in_stage < self.warmup:
+            return (step_in_stage + 1) / self.warmup
+        if self.schedule == "constant":
+            return 1.0
+        span = max(1, self.steps - self.warmup)
+        t = min(1.0, (step_in_stage - self.warmup) / span)
+        return self.lr_floor + (1 - self.lr_floor) * 0.5 * (1 + math.cos(math.pi * t))
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A whole training run. ``spec`` holds overrides of the default hnerv_pair spec."""
+
+    name: str
+    stages: tuple[Stage, ...]
+    spec: Mapping[str, int] = field(default_factory=dict)
+    seed: int = 0
+    batch_pairs: int = 4
+    checkpoint_every: int = 100
+    camera_h: int = contract.CAMERA_HW[0]
+    camera_w: int = contract.CAMERA_HW[1]
+    latent_scale: float = 0.1
+    source: str = "<recipe>"          # where it was read from (not part of the fingerprint)
+
+    def __post_init__(self):
+        _check_fields(self, "recipe", self.source, skip=("stages", "spec", "source"))
+        if not self.stages:
+            raise InputError(f"{self.source}: a recipe needs at least one [[stage]]")
+        names = [s.name for s in self.stages]
+        if len(set(names)) != len(names):
+            raise InputError(f"{self.source}: stage names must be unique, got {names}")
+        for s in self.stages:
+            _check_fields(s, f"stage {s.name!r}", self.source)
+        try:
+            object.__setattr__(self, "spec", dict(self.spec))
+            make_spec(**self.spec)
+        except (InputError, TypeError) as exc:
+            raise InputError(f"{self.source}: [spec]: {exc}") from None
+
+    @property
+    def total_steps(self) -> int:
+        return sum(s.steps for s in self.stages)
+
+    @property
+    def camera(self) -> tuple[int, int]:
+        return (self.camera_h, self.camera_w)
+
+    def renderer_spec(self) -> dict[str, int]:
+        return make_spec(**self.spec)
+
+    def stage_at(self, step: int) -> tuple[int, Stage, int]:
+        """(stage index, stage, step within the stage) of global ``step`` (0-based)."""
+        start = 0
+        for i, s in enumerate(self.stages):
+            if step < start + s.steps:
+                return i, s, step - start
+            start += s.steps
+        raise InputError(f"step {step} is past the recipe's {self.total_steps} steps")
+
+    def stage_ends(self) -> list[int]:
+        """The global step count at the end of each stage."""
+        ends, total = [], 0
+        for s in self.stages:
+            total += s.steps
+            ends.append(total)
+        return ends
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("source")
+        d["stages"] = [asdict(s) for s in self.stages]
+        return d
+
+    def fingerprint(self) -> str:
+        """sha256 of the canonical JSON of everything but ``source``."""
+        text = json.dumps(self.as_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+_RANGES = {  # name: (low, high, low inclusive)
+    "steps": (1, None, True), "batch_pairs": (1, None, True), "checkpoint_every": (1, None, True),
+    "camera_h": (2, None, True), "camera_w": (2, None, True), "seed": (0, None, True),
+    "lr_decoder": (0, None, True), "lr_muon": (0, None, True), "lr_latents": (0, None, True),
+    "weight_decay": (0, None, True), "ema_decay": (0, 1, True), "warmup": (0, None, True),
+    "lr_floor": (0, 1, True), "latent_scale": (0, None, False), "seg": (0, None, True),
+    "pose": (0, None, True), "rate": (0, None, True), "margin": (0, None, True),
+    "temperature": (0, None, False), "boost": (0, None, True),
+}
+
+
+def _check_fields(obj, where: str, source: str, skip: tuple[str, ...] = ()) -> None:
+    for f in fields(obj):
+        if f.name in skip:
+            continue
+        value, kind = getattr(obj, f.name), f.type
+        ok = {"str": isinstance(value, str), "bool": isinstance(value, bool),
+              "int": isinstance(value, int) and not isinstance(value, bool),
+              "float": isinstance(value, (int, float)) and not isinstance(value, bool)}[kind]
+        if not ok:
+            raise InputError(f"{source}: {where} key {f.name!r} must be {kind}, got {value!r}")
+        if kind == "float":
+            object.__setattr__(obj, f.name, float(value))
+            if not math.isfinite(value):
+                raise InputError(f"{source}: {where} key {f.name!r} must be finite, got {value!r}")
+        if f.name in _RANGES:
+            lo, hi, inclusive = _RANGES[f.name]
+            if (value < lo if inclusive else value <= lo) or (hi is not None and value > hi):
+                bound = f"{'>=' if inclusive else '>'} {lo}" + (f" and <= {hi}" if hi is not None else "")
+                raise InputError(f"{source}: {where} key {f.name!r} must be {bound}, got {value!r}")
+    if where.startswith("stage") and obj.schedule not in SCHEDULES:
+        raise InputError(f"{source}: {where} key 'schedule' must be one of {', '.join(SCHEDULES)}, "
+                         f"got {obj.schedule!r}")
+
+
+def _known(table: Mapping[str, Any], cls, where: str, source: str, extra: tuple[str, ...] = ()) -> dict:
+    allowed = {f.name for f in fields(cls)} - {"stages", "spec", "source"} | set(extra)
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise InputError(f"{source}: unknown key {unknown[0]!r} in {where} "
+                         f"(known: {', '.join(sorted(allowed))})")
+    return dict(table)
+
+
+def recipe_from_dict(data: Mapping[str, Any], source: str = "<recipe>") -> Recipe:
+    """A ``Recipe`` from parsed TOML (tables ``recipe``, ``spec`` and the array ``stage``)."""
+    unknown = sorted(set(data) - {"recipe", "spec", "stage"})
+    if unknown:
+        raise InputError(f"{source}: unknown table {unknown[0]!r} (known: recipe, spec, stage)")
+    head = _known(data.get("recipe", {}), Recipe, "[recipe]", source)
+    if "name" not in head:
+        head["name"] = Path(source).stem
+    stages = data.get("stage", [])
+    if not isinstance(stages, list) or not all(isinstance(s, dict) for s in stages):
+        raise InputError(f"{source}: stages are written as [[stage]] tables")
+    built = []
+    for i, table in enumerate(stages):
+        table = _known(table, Stage, f"[[stage]] #{i + 1}", source)
+        for key in ("name", "steps"):
+            if key not in table:
+                raise InputError(f"{source}: [[stage]] #{i + 1} needs the key {key!r}")
+        try:
+            built.append(Stage(**table))
+        except TypeError as exc:
+            raise InputError(f"{source}: [[stage]] #{i + 1}: {exc}") from None
+    spec = data.get("spec", {})
+    if not isinstance(spec, dict):
+        raise InputError(f"{source}: [spec] must be a table of integers")
+    return Recipe(stages=tuple(built), spec=spec, source=source, **head)
+
+
+def load_recipe(preset_or_path: str | Path) -> Recipe:
+    """A recipe from a preset name (``demo``, ``contest``) or a TOML file path."""
+    name = str(preset_or_path)
+    if name in PRESETS:
+        text = resources.files("tac_torch").joinpath("presets", f"{name}.toml").read_text()
+        source = f"preset {name}"
+    else:
+        path = Path(name)
+        if not path.is_file():
+            raise InputError(f"{path}: recipe file not found (or use a preset: {', '.join(PRESETS)})")
+        text, source = path.read_text(), str(path)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{source}: not valid TOML ({exc})") from None
+    return recipe_from_dict(data, source)
