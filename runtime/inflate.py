@@ -1,7 +1,9 @@
 """Inflate entry point: ``python inflate.py ARCHIVE_DIR INFLATED_DIR NAMES_FILE``.
 
 For each name ``X.ext`` in NAMES_FILE it writes ``INFLATED_DIR/X.raw`` from the
-archive member for ``X``. Errors are one line on stderr and exit code 2.
+archive member for ``X``, dispatched by the member's suffix: ``X.tac`` is an
+``hnerv_pair`` model (``hnerv.py``), ``X.mkv`` and the other classical suffixes a
+video (``classical.py``). Errors are one line on stderr and exit code 2.
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ from pathlib import Path
 
 from tac_core.errors import TacError
 
-from . import classical
+from . import classical, hnerv
 from .rawout import RawOutputError
 
 CLASSICAL_SUFFIXES = (".mkv", ".mp4", ".ivf", ".webm", ".hevc")
+INFLATERS = {hnerv.SUFFIX: hnerv.inflate_member, **{s: classical.inflate_member for s in CLASSICAL_SUFFIXES}}
 
 
 def _device() -> str:
@@ -27,7 +30,8 @@ def _device() -> str:
 
 
 def find_member(archive_dir: Path, stem: str) -> Path:
-    for suffix in CLASSICAL_SUFFIXES:
+    """The archive member for video ``stem``: ``<stem>.tac`` or ``<stem>.<classical suffix>``."""
+    for suffix in INFLATERS:
         candidate = archive_dir / f"{stem}{suffix}"
         if candidate.is_file():
             return candidate
@@ -41,7 +45,7 @@ def inflate(archive_dir: Path, inflated_dir: Path, names: list[str], device: str
     for name in names:
         stem = Path(name).stem
         member = find_member(Path(archive_dir), stem)
-        written[name] = classical.inflate_member(member, Path(inflated_dir) / f"{stem}.raw", device)
+        written[name] = INFLATERS[member.suffix](member, Path(inflated_dir) / f"{stem}.raw", device)
     return written
 
 

@@ -5,6 +5,7 @@
     OUT/inflate.py       puts OUT on sys.path and runs runtime.inflate
     OUT/runtime/         the inflate runtime (copied from tac's ``runtime/``)
     OUT/tac_core/        the tac_core modules the runtime needs, copied byte for byte
+    OUT/tac_torch/       the renderer and frame modules a model member needs, copied byte for byte
 
 Nothing else is needed where it runs: the contest environment's numpy, torch and PyAV.
 """
@@ -19,9 +20,13 @@ from tac_core import contract
 from tac_core.errors import InputError
 from tac_core.files import write_atomic
 
-# tac_core modules the runtime imports (and what they import in turn).
-VENDORED_CORE = ("errors.py", "contract.py", "files.py", "video.py")
-VENDORED_CORE_PACKAGES = ("archive",)
+# The modules the runtime imports (and what they import in turn), per package: files and
+# sub-packages, each copied as it is beside a stub __init__.py. tac_torch's are the renderer
+# and the upsampling training uses, so inflated frames are the ones training scored.
+VENDORED = {
+    "tac_core": ("errors.py", "contract.py", "files.py", "video.py", "archive"),
+    "tac_torch": ("renderers.py", "frames.py", "archive_io.py"),
+}
 
 INFLATE_SH = """#!/usr/bin/env bash
 # bash inflate.sh ARCHIVE_DIR INFLATED_DIR NAMES_FILE: writes INFLATED_DIR/<name>.raw for each video name.
@@ -43,7 +48,7 @@ if __name__ == "__main__":
     raise SystemExit(main())
 '''
 
-VENDORED_INIT = '"""A subset of tac_core, vendored into a submission for its inflate runtime."""\n'
+VENDORED_INIT = '"""A subset of {package}, vendored into a submission for its inflate runtime."""\n'
 
 
 def _source_dir(package: str) -> Path:
@@ -58,16 +63,17 @@ def _copy_tree(src: Path, dst: Path) -> None:
 
 
 def vendor_runtime(out_dir: Path) -> None:
-    """Copy the runtime and the tac_core modules it needs into ``out_dir``."""
+    """Copy the runtime and the modules of ``VENDORED`` it needs into ``out_dir``."""
     _copy_tree(_source_dir("tac_runtime"), out_dir / "runtime")
-    core_src, core_dst = _source_dir("tac_core"), out_dir / "tac_core"
-    core_dst.mkdir(parents=True, exist_ok=True)
-    (core_dst / "__init__.py").write_text(VENDORED_INIT)
-    for name in VENDORED_CORE:
-        shutil.copy2(core_src / name, core_dst / name)
-    for package in VENDORED_CORE_PACKAGES:
-        if (core_src / package).is_dir():
-            _copy_tree(core_src / package, core_dst / package)
+    for package, names in VENDORED.items():
+        src, dst = _source_dir(package), out_dir / package
+        dst.mkdir(parents=True, exist_ok=True)
+        (dst / "__init__.py").write_text(VENDORED_INIT.format(package=package))
+        for name in names:
+            if (src / name).is_dir():
+                _copy_tree(src / name, dst / name)
+            else:
+                shutil.copy2(src / name, dst / name)
 
 
 def write_submission(out_dir: Path, member: str, data: bytes) -> Path:
@@ -78,7 +84,7 @@ def write_submission(out_dir: Path, member: str, data: bytes) -> Path:
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"{out_dir}: exists and is not a folder")
     out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in ("runtime", "tac_core", contract.INFLATED_DIR, "archive"):
+    for stale in ("runtime", *VENDORED, contract.INFLATED_DIR, "archive"):
         shutil.rmtree(out_dir / stale, ignore_errors=True)
     vendor_runtime(out_dir)
     write_atomic(out_dir / "inflate.py", INFLATE_PY)

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import site
+import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -40,3 +44,19 @@ def small_clip(tmp_path_factory) -> Path:
     encode_frames(path, gradient_frames(6), codec="libx265",
                   options={"preset": "ultrafast", "crf": "18", "x265-params": "log-level=error"})
     return path
+
+
+@pytest.fixture(scope="session")
+def python_without_tac(tmp_path_factory):
+    """A python launcher that sees site-packages (torch, numpy, av) but no installed tac:
+    what a submission's inflate.sh meets in the contest environment."""
+    folder = tmp_path_factory.mktemp("bare-python")
+    launcher = folder / "python"
+    paths = os.pathsep.join(site.getsitepackages())
+    launcher.write_text(f'#!/bin/sh\nPYTHONPATH="{paths}" exec "{sys.executable}" -S "$@"\n')
+    launcher.chmod(launcher.stat().st_mode | stat.S_IEXEC)
+    for package in ("tac_core", "tac_torch", "tac_runtime"):
+        check = subprocess.run([str(launcher), "-c", f"import {package}"], capture_output=True, text=True,
+                               cwd=folder)
+        assert check.returncode != 0 and f"No module named '{package}'" in check.stderr
+    return str(launcher)

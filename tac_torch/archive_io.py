@@ -1,0 +1,59 @@
+"""An ``hnerv_pair`` archive member back into a decoder, its latents and the frame count.
+
+    member bytes --read_archive--> architecture id 1, params = spec + {"frames": N}
+        tensors (dequantised exactly as docs/archive-format.md section 4 defines)
+      --> HnervPair(spec) holding the decoder tensors, latents (P, latent_dim) float32, N
+
+N is the video's frame count; P = ceil(N / 2) pairs. An odd N renders its last
+pair and keeps only the first frame of it. This module needs torch, the archive
+reader and ``tac_torch.renderers`` only: the export vendors it into every
+submission, where the inflate runtime imports it (``tac_torch.export`` writes).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from tac_core.archive import Archive, read_archive
+from tac_core.errors import ArchiveError, InputError, WeightsError
+from tac_torch import renderers
+
+FRAMES_PARAM = "frames"        # architecture parameter beside the spec: the video's frame count
+
+
+def pairs_for(frames: int) -> int:
+    """Pairs rendered for a video of ``frames`` frames (a last unpaired frame gets a pair)."""
+    return -(-int(frames) // 2)
+
+
+def architecture_params(spec: dict[str, int], frames: int) -> dict[str, int]:
+    """What the archive header's architecture carries: the spec and the frame count."""
+    if not isinstance(frames, int) or isinstance(frames, bool) or frames < 1:
+        raise InputError(f"a video's frame count must be a positive integer, got {frames!r}")
+    return {**renderers.validate_spec(spec), FRAMES_PARAM: frames}
+
+
+def read_model(data: bytes) -> tuple[renderers.HnervPair, torch.Tensor, int]:
+    """The decoder (eval mode, CPU), the float32 latents ``(P, latent_dim)`` and the frame count
+    held by an ``hnerv_pair`` archive; ``ArchiveError`` when the bytes are not one."""
+    archive: Archive = read_archive(data)
+    if archive.architecture.id != renderers.SPEC_ID:
+        raise ArchiveError(f"archive holds architecture {archive.architecture.name}, "
+                           f"not {renderers.NAME} (id {renderers.SPEC_ID})")
+    params = dict(archive.architecture.params)
+    frames = params.pop(FRAMES_PARAM, None)
+    try:
+        spec = renderers.validate_spec(params)
+        tensors = dict(archive.tensors)
+        latents = tensors.pop(renderers.LATENTS, None)
+        if latents is None or latents.ndim != 2 or latents.shape[1] != spec["latent_dim"]:
+            raise ArchiveError(f"archive has no {renderers.LATENTS!r} table of shape (P, {spec['latent_dim']})")
+        model = renderers.HnervPair.from_arrays(spec, tensors).eval()
+    except (InputError, WeightsError) as exc:
+        raise ArchiveError(f"archive does not describe an {renderers.NAME} decoder: {exc}") from None
+    frames = 2 * len(latents) if frames is None else frames
+    if frames < 1 or pairs_for(frames) != len(latents):
+        raise ArchiveError(f"archive declares {frames} frames but holds {len(latents)} latents "
+                           f"(needs {pairs_for(max(frames, 1))})")
+    return model, torch.from_numpy(np.ascontiguousarray(latents, dtype=np.float32)), int(frames)

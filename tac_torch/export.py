@@ -1,0 +1,153 @@
+"""A trained ``hnerv_pair`` model -> a contest archive -> a submission folder.
+
+    MODEL.pt (save_model_file / load_model_file)
+      --archive_tensors: decoder weights int8 per output channel, vectors int8 per tensor,
+                         latents int8 per latent dimension--> quantised tensors
+      --build_archive: contest-safe entropy stages, architecture id 1 = spec + frame count--> bytes
+      --export_submission: archive.zip (member "<stem>.tac") + inflate.sh + runtime--> folder
+
+The model file is what training writes and ``tac export`` reads: a ``torch.save``
+dict (loadable with ``weights_only=True``) with the keys
+
+    spec     dict[str, int]   the hnerv_pair spec (tac_torch.renderers)
+    decoder  state dict       HnervPair(spec).state_dict(), float tensors
+    latents  tensor           (P, latent_dim) float, P = ceil(frames / 2)
+    frames   int              the video's frame count N (odd N: the last pair renders one frame)
+
+Other keys (optimiser state, history) are allowed and ignored. The archive is
+read back by ``tac_torch.archive_io.read_model``, which the submission carries.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Mapping, NamedTuple
+
+import torch
+
+from tac_core.archive import Architecture, ChooserOptions, QuantSpec, Quantized, quantize, write_archive
+from tac_core.errors import InputError, WeightsError
+from tac_core.files import atomic_output
+from tac_torch import renderers
+from tac_torch.archive_io import architecture_params, pairs_for, read_model  # noqa: F401  (re-exported)
+from tac_torch.quant import weight_specs
+
+MEMBER_SUFFIX = ".tac"
+MODEL_KEYS = ("spec", "decoder", "latents", "frames")
+
+# Latents: int8 with one scale per latent dimension (axis 1). Trained latent dimensions have
+# different ranges; a per-tensor scale would waste most codes of the narrow ones, so matching
+# this error per tensor takes more bits per code, while the per-dimension scales cost
+# 2 bytes each (56 bytes for the default 28 dimensions). Training's fake quantisation of the
+# latents uses this spec too, so the archive holds exactly what was optimised.
+LATENT_SPEC = QuantSpec("int8_sym", axis=1)
+
+
+class ModelFile(NamedTuple):
+    """What a model file holds: the decoder, its latents and the video's frame count."""
+
+    model: renderers.HnervPair
+    latents: torch.Tensor
+    frames: int
+
+
+def member_name(video_name: str) -> str:
+    """The archive member of a video: ``0.mkv`` -> ``0.tac`` (the inflate writes ``0.raw``)."""
+    stem = Path(video_name).stem
+    if not stem or Path(video_name).name != video_name:
+        raise InputError(f"a video name is a file name like 0.mkv, got {video_name!r}")
+    return stem + MEMBER_SUFFIX
+
+
+def _check(model: renderers.HnervPair, latents: torch.Tensor, frames: int) -> None:
+    if not isinstance(model, renderers.HnervPair):
+        raise InputError(f"expected an HnervPair decoder, got {type(model).__name__}")
+    if not isinstance(latents, torch.Tensor) or latents.dim() != 2 or latents.shape[1] != model.latent_dim:
+        shape = tuple(latents.shape) if isinstance(latents, torch.Tensor) else type(latents).__name__
+        raise InputError(f"latents must be a tensor (P, {model.latent_dim}), got {shape}")
+    if not isinstance(frames, int) or isinstance(frames, bool) or frames < 1:
+        raise InputError(f"the frame count must be a positive integer, got {frames!r}")
+    if pairs_for(frames) != latents.shape[0]:
+        raise InputError(f"{frames} frames need {pairs_for(frames)} latents (one per pair), got {latents.shape[0]}")
+    if not bool(torch.isfinite(latents).all()):
+        raise InputError("latents hold NaN or infinite values")
+
+
+def archive_tensors(model: renderers.HnervPair, latents: torch.Tensor) -> dict[str, Quantized]:
+    """The quantised tensors of an archive: decoder weights by ``weight_specs``, latents by ``LATENT_SPEC``."""
+    specs = weight_specs(model)
+    arrays = model.arrays()
+    missing = sorted(set(arrays) - set(specs))
+    if missing:
+        raise WeightsError(f"decoder tensors without a quantizer: {', '.join(missing[:4])}")
+    out = {name: quantize(arrays[name], specs[name]) for name in arrays}
+    out[renderers.LATENTS] = quantize(latents.detach().cpu().float().numpy(), LATENT_SPEC)
+    return out
+
+
+def build_archive(model: renderers.HnervPair, latents: torch.Tensor, frames: int,
+                  options: ChooserOptions | None = None) -> bytes:
+    """A contest-safe archive of the model for a video of ``frames`` frames."""
+    _check(model, latents, frames)
+    return write_archive(archive_tensors(model, latents),
+                         architecture=Architecture(renderers.SPEC_ID, architecture_params(model.spec, frames)),
+                         schema=renderers.archive_schema(model.spec),
+                         options=options or ChooserOptions(contest_safe=True))
+
+
+def export_submission(out_dir: Path, model: renderers.HnervPair, latents: torch.Tensor, frames: int,
+                      video_name: str = "0.mkv") -> Path:
+    """Write a submission folder whose inflate writes ``<stem of video_name>.raw`` with ``frames`` frames."""
+    from tac_core.export import write_submission
+
+    member = member_name(video_name)
+    data = build_archive(model, latents, frames)       # everything is checked before anything is written
+    return write_submission(Path(out_dir), member, data)
+
+
+# --- the model file -------------------------------------------------------------
+
+def save_model_file(path: Path, model: renderers.HnervPair, latents: torch.Tensor, frames: int,
+                    extra: Mapping[str, object] | None = None) -> Path:
+    """Write a model file atomically (a failed write leaves no file); ``extra`` adds keys."""
+    _check(model, latents, frames)
+    clash = sorted(set(extra or {}) & set(MODEL_KEYS))
+    if clash:
+        raise InputError(f"extra keys may not replace the model's own: {', '.join(clash)}")
+    payload = {**(extra or {}), "spec": dict(model.spec),
+               "decoder": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+               "latents": latents.detach().cpu().float(), "frames": int(frames)}
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    path = Path(path)
+    with atomic_output(path) as f:
+        f.write(buf.getvalue())
+    return path
+
+
+def load_model_file(path: Path) -> ModelFile:
+    """Read a model file; ``InputError`` (one sentence) when it is missing, corrupt or incomplete."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no model file there (train one first; it is what training writes)")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a damaged file
+        raise InputError(f"{path}: not a readable model file ({type(exc).__name__})") from None
+    if not isinstance(payload, dict):
+        raise InputError(f"{path}: a model file holds a dict, got {type(payload).__name__}")
+    missing = [k for k in MODEL_KEYS if k not in payload]
+    if missing:
+        raise InputError(f"{path}: model file lacks {', '.join(missing)}")
+    spec, decoder, latents, frames = (payload[k] for k in MODEL_KEYS)
+    if not isinstance(decoder, Mapping) or not all(isinstance(v, torch.Tensor) for v in decoder.values()):
+        raise InputError(f"{path}: 'decoder' must be a state dict of tensors")
+    if not isinstance(latents, torch.Tensor):
+        raise InputError(f"{path}: 'latents' must be a tensor")
+    try:
+        model = renderers.HnervPair.from_arrays(spec, {k: v.float().numpy() for k, v in decoder.items()})
+        _check(model, latents.float(), frames)
+    except InputError as exc:
+        raise InputError(f"{path}: {exc}") from None
+    return ModelFile(model.eval(), latents.float(), int(frames))

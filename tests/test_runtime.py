@@ -1,0 +1,109 @@
+"""The inflate runtime on hnerv_pair members: bit-exact frames, odd frame counts, a full submission
+through its own inflate.sh in a Python without tac, and a full disk."""
+
+import errno
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from tac_core import contract, harness, video  # noqa: E402
+from tac_runtime import hnerv, inflate, rawout  # noqa: E402
+from tac_torch import renderers  # noqa: E402
+from tac_torch.export import build_archive, export_submission, read_model  # noqa: E402
+
+TINY = renderers.make_spec(stages=2, out_h=16, out_w=24, latent_dim=6, width_0=4, width_1=6, width_2=5)
+
+
+def member(tmp_path, frames, name="0"):
+    pairs = -(-frames // 2)
+    model = renderers.HnervPair(TINY, seed=3).eval()
+    path = tmp_path / f"{name}.tac"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(build_archive(model, renderers.init_latents(pairs, TINY, seed=4) * 30, frames))
+    return path
+
+
+def expected_frames(path):
+    """What the renderer itself makes of the archive (``Renderer.render``): what an inflate must equal."""
+    model, latents, frames = read_model(path.read_bytes())
+    pairs = renderers.HnervPairRenderer(model.spec).render(model.arrays(), {renderers.LATENTS: latents.numpy()},
+                                                           range(len(latents)))
+    return pairs.reshape(-1, *contract.CAMERA_HW, 3)[:frames]
+
+
+@pytest.mark.parametrize("frames", [6, 5])
+def test_inflate_reproduces_the_renderer_bit_for_bit(tmp_path, monkeypatch, frames):
+    monkeypatch.setattr(hnerv, "BATCH_PAIRS", 2)        # several batches, the last one short
+    monkeypatch.setattr(renderers.HnervPairRenderer, "__init__", _renderer_batch(2))
+    path = member(tmp_path, frames)
+    out = tmp_path / "0.raw"
+    assert hnerv.inflate_member(path, out) == frames
+    assert out.stat().st_size == frames * contract.FRAME_BYTES
+    assert np.array_equal(video.open_raw(out), expected_frames(path))
+
+
+def test_inflate_dispatches_by_member_suffix(tmp_path, capsys):
+    member(tmp_path / "archive", 3, name="clip")
+    names = tmp_path / "names.txt"
+    names.write_text("clip.mkv\n")
+    assert inflate.main([str(tmp_path / "archive"), str(tmp_path / "out"), str(names)]) == 0
+    assert "clip.mkv: 3 frames" in capsys.readouterr().out
+    assert (tmp_path / "out" / "clip.raw").stat().st_size == 3 * contract.FRAME_BYTES
+
+
+def _renderer_batch(batch):
+    init = renderers.HnervPairRenderer.__init__
+
+    def patched(self, spec=None, device="cpu", batch=batch):
+        init(self, spec, device=device, batch=batch)
+    return patched
+
+
+def test_inflate_batches_are_the_renderers():
+    assert hnerv.BATCH_PAIRS == renderers.HnervPairRenderer(TINY).batch
+
+
+class _FullDisk:
+    """A file whose writes fail as they do on a full disk."""
+
+    def __init__(self, real):
+        self.real = real
+
+    def write(self, data):
+        self.real.write(bytes(data)[:1000])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+
+def test_full_disk_is_one_line_exit_2_and_no_raw_left(tmp_path, monkeypatch, capsys):
+    member(tmp_path / "archive", 6)
+    names = tmp_path / "names.txt"
+    names.write_text("0.mkv\n")
+    monkeypatch.setattr(rawout, "open", lambda *a, **k: _FullDisk(open(*a, **k)), raising=False)
+    monkeypatch.setattr(inflate, "INFLATERS", {**inflate.INFLATERS, ".tac": hnerv.inflate_member})
+    assert inflate.main([str(tmp_path / "archive"), str(tmp_path / "out"), str(names)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"inflate: error: {tmp_path / 'out' / '0.raw'}: writing inflated frames failed: the disk is full"]
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_exported_submission_runs_like_the_official_harness_and_scores(tmp_path, small_clip, python_without_tac):
+    from tac_torch.evaluate import evaluate
+    from tac_torch.scorers import load_scorers
+
+    model = renderers.HnervPair(TINY, seed=5).eval()
+    latents = renderers.init_latents(3, TINY, seed=6) * 30
+    sub = export_submission(tmp_path / "submissions" / "hnerv", model, latents, 6, video_name=small_clip.name)
+    raws = harness.run_inflate(sub, [small_clip.name], python=python_without_tac, cwd=tmp_path)
+    raw = raws[small_clip.name]
+    assert raw.name == "clip.raw" and raw.stat().st_size == 6 * contract.FRAME_BYTES
+    assert np.array_equal(video.open_raw(raw), expected_frames(sub / "archive" / "clip.tac"))
+    result = evaluate(sub, small_clip.parent, load_scorers("stand-in", seed=0), cache_dir=tmp_path / "cache",
+                      show_progress=False)
+    c = result.components
+    assert c.samples == 3 and c.seg > 0 and np.isfinite(c.score)
+    assert (sub / "score.json").is_file()
