@@ -1,0 +1,71 @@
+"""Training recipes: TOML presets load, and every unknown key or bad value is refused by name."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("torch")
+
+from tac_core.errors import InputError  # noqa: E402
+from tac_torch.recipe import PRESETS, load_recipe, recipe_from_dict  # noqa: E402
+
+BASE = {"recipe": {"name": "t", "batch_pairs": 2}, "spec": {"stages": 2, "out_h": 8, "out_w": 8},
+        "stage": [{"name": "float", "steps": 3}, {"name": "qat", "steps": 2, "qat": True}]}
+
+
+def _with(**changes):
+    data = {k: (dict(v) if isinstance(v, dict) else [dict(s) for s in v]) for k, v in BASE.items()}
+    for path, value in changes.items():
+        table, key = path.split("__")
+        (data["stage"][0] if table == "stage" else data[table])[key] = value
+    return data
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_presets_load(name):
+    recipe = load_recipe(name)
+    assert recipe.total_steps > 0 and recipe.stages[-1].qat
+    assert recipe.renderer_spec()["latent_dim"] > 0
+    assert recipe.fingerprint() == load_recipe(name).fingerprint()
+
+
+def test_recipe_from_file_and_fingerprint(tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text('[recipe]\nseed = 3\n[spec]\nstages = 2\nout_h = 8\nout_w = 8\n'
+                    '[[stage]]\nname = "a"\nsteps = 4\nschedule = "cosine"\nwarmup = 1\n')
+    recipe = load_recipe(path)
+    assert recipe.name == "mine" and recipe.seed == 3 and recipe.total_steps == 4
+    assert recipe.stage_at(3)[2] == 3 and recipe.stages[0].lr_factor(0) == 1.0
+    other = recipe_from_dict({**_with(), "recipe": {"name": "mine", "seed": 4}})
+    assert other.fingerprint() != recipe.fingerprint()
+
+
+@pytest.mark.parametrize("changes, words", [
+    ({"recipe__batchsize": 2}, ["'batchsize'", "x.toml"]),
+    ({"stage__lr": 0.1}, ["'lr'", "[[stage]] #1", "x.toml"]),
+    ({"stage__steps": 0}, ["'steps'", ">= 1"]),
+    ({"stage__qat": 1}, ["'qat'", "bool"]),
+    ({"stage__ema_decay": 1.5}, ["'ema_decay'"]),
+    ({"stage__schedule": "linear"}, ["'schedule'", "cosine"]),
+    ({"recipe__camera_h": "big"}, ["'camera_h'", "int"]),
+    ({"spec__width_9": 3}, ["[spec]", "width_9"]),
+])
+def test_bad_recipes_name_the_key_and_file(changes, words):
+    with pytest.raises(InputError) as err:
+        recipe_from_dict(_with(**changes), "x.toml")
+    assert all(w in str(err.value) for w in words), str(err.value)
+
+
+def test_bad_files(tmp_path):
+    with pytest.raises(InputError, match="not found"):
+        load_recipe(tmp_path / "none.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[recipe\n")
+    with pytest.raises(InputError, match="not valid TOML"):
+        load_recipe(bad)
+    with pytest.raises(InputError, match="unknown table 'stages'"):
+        recipe_from_dict({"stages": []}, "x.toml")
+    with pytest.raises(InputError, match="at least one"):
+        recipe_from_dict({"recipe": {"name": "t"}}, "x.toml")
+    with pytest.raises(InputError, match="unique"):
+        recipe_from_dict({"stage": [{"name": "a", "steps": 1}, {"name": "a", "steps": 1}]}, "x.toml")
