@@ -55,7 +55,7 @@ def tac_register_scorers(register):
 
 # --- commands ---------------------------------------------------------------
 
-COMMAND_MODULES = ("tac_torch.commands", "tac_torch.evaluate_cmd", "tac_torch.compress_cmd")
+COMMAND_MODULES = ("tac_torch.commands", "tac_torch.evaluate_cmd", "tac_torch.compress_cmd", "tac_torch.export_cmd")
 
 
 @hookimpl
