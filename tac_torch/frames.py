@@ -53,6 +53,18 @@ def camera_frames(frames: torch.Tensor, size: tuple[int, int] = contract.CAMERA_
 
 
 def camera_pairs_uint8(frames: torch.Tensor, size: tuple[int, int] = contract.CAMERA_HW) -> torch.Tensor:
-    """The uint8 pairs ``(B,2,H,W,3)`` an inflate writes for rendered pairs (no gradient)."""
+    """The uint8 pairs ``(B,2,H,W,3)`` an inflate writes for rendered pairs (no gradient): the values
+    of ``camera_frames``, computed in place (clamp, round) and cast straight into the channels-last
+    uint8 buffer, which saves two full-size float copies per batch."""
+    _check_frames(frames)
+    b, t = frames.shape[:2]
     with torch.no_grad():
-        return camera_frames(frames, size).to(torch.uint8).permute(0, 1, 3, 4, 2).contiguous()
+        x = frames.float().flatten(0, 1)
+        if tuple(x.shape[-2:]) != tuple(size):
+            x = F.interpolate(x, size=tuple(size), mode="bicubic", align_corners=False)
+        else:
+            x = x.clone()
+        x.clamp_(0.0, 255.0).round_()
+        out = torch.empty((b, t, *x.shape[-2:], 3), dtype=torch.uint8, device=x.device)
+        out.copy_(x.view(b, t, 3, *x.shape[-2:]).permute(0, 1, 3, 4, 2))
+        return out

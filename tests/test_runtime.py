@@ -107,3 +107,15 @@ def test_exported_submission_runs_like_the_official_harness_and_scores(tmp_path,
     c = result.components
     assert c.samples == 3 and c.seg > 0 and np.isfinite(c.score)
     assert (sub / "score.json").is_file()
+
+
+def test_camera_pairs_uint8_equals_the_training_chains_rounded_frames():
+    from tac_torch.frames import camera_frames, camera_pairs_uint8
+
+    gen = torch.Generator().manual_seed(0)
+    for hw in ((20, 30), (874 // 8, 1164 // 8)):
+        pairs = torch.rand(3, 2, 3, *hw, generator=gen) * 300 - 20       # beyond 0..255 and half-way values
+        pairs[0, 0, 0, 0, :4] = torch.tensor([0.5, 1.5, 2.5, 254.5])
+        for size in ((40, 50), hw):
+            expected = camera_frames(pairs, size).to(torch.uint8).permute(0, 1, 3, 4, 2).contiguous()
+            assert torch.equal(camera_pairs_uint8(pairs, size), expected)
