@@ -119,3 +119,14 @@ def test_camera_pairs_uint8_equals_the_training_chains_rounded_frames():
         for size in ((40, 50), hw):
             expected = camera_frames(pairs, size).to(torch.uint8).permute(0, 1, 3, 4, 2).contiguous()
             assert torch.equal(camera_pairs_uint8(pairs, size), expected)
+
+
+def test_a_damaged_member_is_one_line_and_exit_2(tmp_path, capsys):
+    path = member(tmp_path / "archive", 4)
+    path.write_bytes(path.read_bytes()[:-7])
+    names = tmp_path / "names.txt"
+    names.write_text("0.mkv\n")
+    assert inflate.main([str(tmp_path / "archive"), str(tmp_path / "out"), str(names)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("inflate: error:") and "truncated" in err[0]
+    assert not (tmp_path / "out" / "0.raw").exists()
