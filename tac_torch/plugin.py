@@ -45,17 +45,26 @@ def stand_in_scorers(weights_dir=None, device: str = "cpu", seed: int = 0):
     return load_scorers("stand-in", device=device, seed=seed)
 
 
+def proxy_scorers(weights_dir=None, device: str = "cpu", seed: int = 0):
+    """Small SegNet- and PoseNet-like networks trained on synthetic scenes (``seed`` unused)."""
+    from tac_torch.scorers import load_scorers
+
+    return load_scorers("proxy", weights_dir=weights_dir, device=device)
+
+
 @hookimpl
 def tac_register_scorers(register):
     register("contest", contest_scorers,
              "official SegNet and PoseNet loaded from their safetensors files (sha256 checked)")
     register("stand-in", stand_in_scorers,
              "the contest architectures with seeded weights: plumbing and parity tests only")
+    register("proxy", proxy_scorers, "small scorers trained on tac's synthetic scenes (axis proxy)")
 
 
 # --- commands ---------------------------------------------------------------
 
-COMMAND_MODULES = ("tac_torch.commands", "tac_torch.evaluate_cmd", "tac_torch.compress_cmd", "tac_torch.export_cmd")
+COMMAND_MODULES = ("tac_torch.commands", "tac_torch.evaluate_cmd", "tac_torch.compress_cmd",
+                   "tac_torch.proxy_cmd", "tac_torch.export_cmd", "tac_torch.train_cmd")
 
 
 @hookimpl

@@ -5,7 +5,9 @@
 
 ``load_scorers("contest", weights_dir)`` loads the official safetensors files
 and checks their sha256; ``load_scorers("stand-in", seed=K)`` builds the same
-architectures with seeded weights (files: ``tac scorers export-stand-in``).
+architectures with seeded weights (files: ``tac scorers export-stand-in``);
+``load_scorers("proxy")`` loads the small networks trained on synthetic scenes
+that ship with tac (``tac_torch.proxy``, docs/proxy-scorers.md).
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from tac_torch import preprocess, scorer_nets
 
 CONTEST = "contest"
 STAND_IN = "stand-in"
-KINDS = (CONTEST, STAND_IN)
+PROXY = "proxy"
+KINDS = (CONTEST, STAND_IN, PROXY)
 FILES = (contract.SEGNET_FILE, contract.POSENET_FILE)
 _NAMED = 4                                   # offending keys named in an error; the rest counted
 
@@ -207,14 +210,32 @@ def _stand_in(seed: int, dev: torch.device) -> TorchScorers:
                         shas, False, str(dev), seed=seed)
 
 
+def _proxy(weights_dir: Path | None, dev: torch.device) -> TorchScorers:
+    from tac_torch import proxy
+
+    folder = proxy.WEIGHTS_DIR if weights_dir is None else Path(weights_dir)
+    modules, shas = {}, {}
+    for name in proxy.FILES:
+        path = folder / name
+        module = proxy.build(name)
+        _load_into(module, path, proxy.as_float32(read_weights(path)))
+        shas[name] = sha256_file(path)
+        modules[name] = module.to(dev)
+    return TorchScorers(PROXY, modules[proxy.SEGNET_FILE], modules[proxy.POSENET_FILE],
+                        shas, False, str(dev))
+
+
 def load_scorers(kind: str, weights_dir: Path | None = None, device: str = "cpu",
                  seed: int = 0) -> TorchScorers:
-    """The scorers of ``kind``: "contest" (from ``weights_dir``) or "stand-in" (from ``seed``)."""
+    """The scorers of ``kind``: "contest" (from ``weights_dir``), "stand-in" (from ``seed``)
+    or "proxy" (the shipped proxy files, or those in ``weights_dir``)."""
     if kind not in KINDS:
         raise BackendError(f"unknown scorer kind {kind!r}; torch has {', '.join(KINDS)}")
     dev = _device(device)
     if kind == CONTEST:
         return _contest(weights_dir, dev)
+    if kind == PROXY:
+        return _proxy(weights_dir, dev)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise InputError(f"stand-in seed must be a non-negative integer, got {seed!r}")
     return _stand_in(seed, dev)
