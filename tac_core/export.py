@@ -24,7 +24,7 @@ from tac_core.files import write_atomic
 # sub-packages, each copied as it is beside a stub __init__.py. tac_torch's are the renderer
 # and the upsampling training uses, so inflated frames are the ones training scored.
 VENDORED = {
-    "tac_core": ("errors.py", "contract.py", "files.py", "video.py", "archive"),
+    "tac_core": ("errors.py", "contract.py", "files.py", "video.py", "archive", "architectures"),
     "tac_torch": ("renderers.py", "frames.py", "archive_io.py"),
 }
 

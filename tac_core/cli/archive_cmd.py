@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import tac_core.architectures  # noqa: F401  (registers the renderer schemas, so archives read by position)
 from tac_core.archive import format as fmt
 from tac_core.archive.chooser import ChooserOptions
 from tac_core.archive.errors import ArchiveError

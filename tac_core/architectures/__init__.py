@@ -1,0 +1,5 @@
+"""Renderer architectures as data: specs, parameter shapes and archive schemas (no ML framework)."""
+
+from tac_core.architectures import hnerv_pair
+
+__all__ = ["hnerv_pair"]
