@@ -74,15 +74,21 @@ def _check(model: renderers.HnervPair, latents: torch.Tensor, frames: int) -> No
         raise InputError("latents hold NaN or infinite values")
 
 
+def archive_specs(model: torch.nn.Module) -> dict[str, QuantSpec]:
+    """The quantizer of every tensor the archive stores (training's QAT uses the same): the
+    decoder's by ``weight_specs`` (int8 per output channel; vectors per tensor), latents by ``LATENT_SPEC``."""
+    return {**weight_specs(model, "int8_sym"), renderers.LATENTS: LATENT_SPEC}
+
+
 def archive_tensors(model: renderers.HnervPair, latents: torch.Tensor) -> dict[str, Quantized]:
-    """The quantised tensors of an archive: decoder weights by ``weight_specs``, latents by ``LATENT_SPEC``."""
-    specs = weight_specs(model)
+    """The quantised tensors of an archive, by ``archive_specs``."""
+    specs = archive_specs(model)
     arrays = model.arrays()
     missing = sorted(set(arrays) - set(specs))
     if missing:
         raise WeightsError(f"decoder tensors without a quantizer: {', '.join(missing[:4])}")
     out = {name: quantize(arrays[name], specs[name]) for name in arrays}
-    out[renderers.LATENTS] = quantize(latents.detach().cpu().float().numpy(), LATENT_SPEC)
+    out[renderers.LATENTS] = quantize(latents.detach().cpu().float().numpy(), specs[renderers.LATENTS])
     return out
 
 

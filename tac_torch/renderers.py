@@ -15,7 +15,7 @@ learnt per channel) are periodic, which suits textures and edges.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -24,8 +24,9 @@ from torch import nn
 
 from tac_core import contract
 from tac_core.architectures.hnerv_pair import (FRAMES, HNERV_PAIR_DEFAULT, HNERV_PAIR_SCHEMA, LATENTS,  # noqa: F401
-                                              MAX_STAGES, NAME, SPEC_ID, architecture, archive_schema,
-                                              make_spec, param_count, spec_id, tensor_shapes, validate_spec)
+                                              MAX_STAGES, NAME, RENDER_BATCH, SPEC_ID, architecture,
+                                              archive_schema, make_spec, param_count, spec_id, tensor_shapes,
+                                              validate_spec)
 from tac_core.errors import InputError, WeightsError
 
 _ALPHA_FLOOR = 1e-3             # keeps the snake's 1/a finite
@@ -130,26 +131,35 @@ def init_latents(n_pairs: int, spec: Mapping[str, int] | None = None, seed: int 
     return torch.randn(n_pairs, dim, generator=gen) * scale
 
 
+def render_uint8(module: "HnervPair", latents: torch.Tensor, device: str | torch.device = "cpu",
+                 size: tuple[int, int] = contract.CAMERA_HW) -> Iterator[torch.Tensor]:
+    """The frames an archive stands for: uint8 pairs ``(b, 2, H, W, 3)``, RENDER_BATCH pairs at a time.
+
+    The inflate runtime, the ``Renderer`` interface and training's archive scoring all render
+    through this loop, so all three see the same bytes.
+    """
+    from tac_torch.frames import camera_pairs_uint8
+
+    module = module.to(device).eval()
+    with torch.inference_mode():
+        for i in range(0, len(latents), RENDER_BATCH):
+            yield camera_pairs_uint8(module(latents[i:i + RENDER_BATCH].to(device)), size)
+
+
 class HnervPairRenderer:
     """The ``tac_core.interfaces.Renderer`` for ``hnerv_pair``: arrays in, uint8 camera pairs out."""
 
-    def __init__(self, spec: Mapping[str, int] | None = None, device: str = "cpu", batch: int = 8):
+    def __init__(self, spec: Mapping[str, int] | None = None, device: str = "cpu"):
         self.spec = {**validate_spec(spec or HNERV_PAIR_DEFAULT), "renderer_id": SPEC_ID}
-        self.device, self.batch = device, batch
+        self.device = device
 
     def render(self, params: Mapping[str, np.ndarray], codes: Mapping[str, np.ndarray],
                samples: Sequence[int]) -> np.ndarray:
         """Pairs ``(len(samples), 2, 874, 1164, 3)`` uint8, rendered from the latents of ``samples``."""
-        from tac_torch.frames import camera_pairs_uint8
-
         spec = {k: v for k, v in self.spec.items() if k != "renderer_id"}
-        module = HnervPair.from_arrays(spec, params).to(self.device).eval()
+        module = HnervPair.from_arrays(spec, params)
         if LATENTS not in codes:
             raise InputError(f"hnerv_pair codes need a {LATENTS!r} table")
         latents = torch.as_tensor(np.asarray(codes[LATENTS], dtype=np.float32))[list(samples)]
-        out = []
-        with torch.inference_mode():
-            for i in range(0, len(latents), self.batch):
-                frames = module(latents[i:i + self.batch].to(self.device))
-                out.append(camera_pairs_uint8(frames).cpu().numpy())
+        out = [pairs.cpu().numpy() for pairs in render_uint8(module, latents, self.device)]
         return np.concatenate(out) if out else np.zeros((0, FRAMES, *contract.CAMERA_HW, 3), np.uint8)

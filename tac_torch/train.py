@@ -29,32 +29,20 @@ import numpy as np
 import torch
 
 from tac_core import contract
-from tac_core.archive import QuantSpec
 from tac_core.errors import InputError
-from tac_core.files import atomic_output
 from tac_core.progress import progress
 from tac_torch import checkpoint as ckpt
-from tac_torch.chain import ContestChain, Targets, camera_pairs_uint8, pair_targets
+from tac_torch.chain import ContestChain, Targets, pair_targets
+from tac_torch.export import LATENT_SPEC, archive_specs, save_model_file
 from tac_torch.losses import rate_bits, score_loss
 from tac_torch.quant import fake_quantize, fake_quantized_params, quantize_values, weight_specs
 from tac_torch.recipe import Recipe
-from tac_torch.renderers import LATENTS, HnervPair, init_latents
+from tac_torch.renderers import LATENTS, HnervPair, init_latents, render_uint8
 from tac_torch.scorers import TorchScorers
 
 MODEL_FILE = "model.pt"
 MODEL_FORMAT = 1
 HIDDEN_CONV = ("stages.", "refine.")          # Muon's parameters: the hidden convolution weights
-
-
-def latent_spec() -> QuantSpec:
-    """How the latents are quantised in QAT and in the archive: int8, one scale per latent dimension."""
-    return QuantSpec("int8_sym", axis=1)
-
-
-def archive_specs(module: torch.nn.Module) -> dict[str, QuantSpec]:
-    """Quantizers of every tensor the archive stores: the decoder's (int8 per output channel for
-    matrices and kernels, int8 per tensor for vectors) and the latents (``latent_spec``)."""
-    return {**weight_specs(module, "int8_sym"), LATENTS: latent_spec()}
 
 
 @dataclass(frozen=True)
@@ -130,8 +118,7 @@ def select_final(candidates: Sequence[Candidate], score_fn: Callable[[Candidate]
 def archive_score_fn(spec: Mapping[str, int], targets: Targets, scorers: TorchScorers, *,
                      camera: tuple[int, int] = contract.CAMERA_HW, device: str = "cpu",
                      original_bytes: int = contract.CONTEST_VIDEO_BYTES,
-                     archive_bytes: Callable[[Candidate], int] | None = None,
-                     batch: int = contract.BATCH_SIZE) -> Callable[[Candidate], float]:
+                     archive_bytes: Callable[[Candidate], int] | None = None) -> Callable[[Candidate], float]:
     """A ``score_fn`` that scores a candidate as the archive decodes it: weights and latents through
     the archive's quantisers, every pair rendered to uint8, scored by the evaluator's exact path.
 
@@ -144,11 +131,10 @@ def archive_score_fn(spec: Mapping[str, int], targets: Targets, scorers: TorchSc
         net.load_state_dict({k: quantize_values(v.to(device), specs[k]) for k, v in c.decoder.items()})
         latents = quantize_values(c.latents.to(device), specs[LATENTS])
         pose, seg = [], []
-        with torch.inference_mode():
-            for i in range(0, len(latents), batch):
-                out = scorers.outputs(camera_pairs_uint8(net(latents[i:i + batch]), camera))
-                pose.append(out["pose"])
-                seg.append(out["seg"])
+        for pairs in render_uint8(net, latents, device, camera):   # the frames the archive inflates to
+            out = scorers.outputs(pairs)
+            pose.append(out["pose"])
+            seg.append(out["seg"])
         d_pose, d_seg = scorers.distortion({"pose": targets.pose, "seg": targets.seg},
                                            {"pose": np.concatenate(pose), "seg": np.concatenate(seg)})
         if archive_bytes is not None:
@@ -202,7 +188,12 @@ class Trainer:
         if targets is None:
             if video is None:
                 raise InputError("training needs a video (or precomputed targets)")
-            targets = pair_targets(load_frames(video), scorers)
+            frames = load_frames(video)
+            self.frames = len(frames)
+            targets = pair_targets(frames, scorers)
+            del frames
+        else:
+            self.frames = 2 * len(targets)
         self.targets, self.data_key = targets, _data_key(targets)
         self.n_pairs = len(targets)
         n = min(recipe.batch_pairs, self.n_pairs)
@@ -288,7 +279,7 @@ class Trainer:
         weights = stage.loss_weights()
         if stage.qat:
             params = fake_quantized_params(self.net, self.specs)
-            latents = fake_quantize(self.latents, latent_spec())[index.to(self.device)]
+            latents = fake_quantize(self.latents, LATENT_SPEC)[index.to(self.device)]
         else:
             params = dict(self.net.named_parameters())
             latents = self.latents[index.to(self.device)]
@@ -297,7 +288,7 @@ class Trainer:
         rate = weights.rate > 0
         return score_loss(out.pose, out.seg_logits, pose_t, seg_t, weights=weights,
                           params={**dict(self.net.named_parameters()), LATENTS: self.latents} if rate else None,
-                          specs={**self.specs, LATENTS: latent_spec()} if rate else None,
+                          specs={**self.specs, LATENTS: LATENT_SPEC} if rate else None,
                           original_bytes=self.original_bytes)
 
     def _all_reduce_grads(self) -> None:
@@ -393,23 +384,28 @@ class Trainer:
         best, scores = select_final(candidates, score_fn)
         path = self.out_dir / MODEL_FILE
         if self.world.is_main:
-            write_model(path, self.spec, best, self.recipe, scores)
+            write_model(path, self.spec, best, self.recipe, scores, self.frames)
         return TrainResult(self.step, True, saved, path, best.name, scores)
 
 
-def write_model(path: Path, spec: Mapping[str, int], candidate: Candidate, recipe: Recipe,
-                scores: Mapping[str, float]) -> None:
-    """``model.pt``: the chosen float decoder and latents, the spec and the recipe (atomically)."""
-    import io
+def candidate_model(spec: Mapping[str, int], candidate: Candidate, frames: int) -> tuple[HnervPair, torch.Tensor]:
+    """The decoder and latent table an export writes for ``candidate``: an odd frame count gets one
+    more latent (a copy of the last) for its unpaired last frame, which no sample scores."""
+    net = HnervPair(spec)
+    net.load_state_dict({k: v.detach().cpu().float() for k, v in candidate.decoder.items()})
+    latents = candidate.latents.detach().cpu().float()
+    if frames % 2:
+        latents = torch.cat([latents, latents[-1:]])
+    return net.eval(), latents
 
-    buf = io.BytesIO()
-    torch.save({"format": MODEL_FORMAT, "spec": dict(spec), "decoder": candidate.decoder,
-                "latents": candidate.latents, "chosen": candidate.name, "scores": dict(scores),
-                "recipe": json.dumps(recipe.as_dict(), sort_keys=True),
-                "recipe_fingerprint": recipe.fingerprint()}, buf)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_output(path) as f:
-        f.write(buf.getvalue())
+
+def write_model(path: Path, spec: Mapping[str, int], candidate: Candidate, recipe: Recipe,
+                scores: Mapping[str, float], frames: int) -> None:
+    """``model.pt`` (the format of ``tac_torch.export.save_model_file``), with the recipe and scores."""
+    net, latents = candidate_model(spec, candidate, frames)
+    save_model_file(path, net, latents, frames, extra={
+        "format": MODEL_FORMAT, "chosen": candidate.name, "scores": dict(scores),
+        "recipe": json.dumps(recipe.as_dict(), sort_keys=True), "recipe_fingerprint": recipe.fingerprint()})
 
 
 def train(recipe: Recipe, video: Path | np.ndarray, scorers: TorchScorers, out_dir: Path, *,

@@ -35,8 +35,7 @@ def expected_frames(path):
 
 @pytest.mark.parametrize("frames", [6, 5])
 def test_inflate_reproduces_the_renderer_bit_for_bit(tmp_path, monkeypatch, frames):
-    monkeypatch.setattr(hnerv, "BATCH_PAIRS", 2)        # several batches, the last one short
-    monkeypatch.setattr(renderers.HnervPairRenderer, "__init__", _renderer_batch(2))
+    monkeypatch.setattr(renderers, "RENDER_BATCH", 2)   # several batches, the last one short
     path = member(tmp_path, frames)
     out = tmp_path / "0.raw"
     assert hnerv.inflate_member(path, out) == frames
@@ -51,18 +50,6 @@ def test_inflate_dispatches_by_member_suffix(tmp_path, capsys):
     assert inflate.main([str(tmp_path / "archive"), str(tmp_path / "out"), str(names)]) == 0
     assert "clip.mkv: 3 frames" in capsys.readouterr().out
     assert (tmp_path / "out" / "clip.raw").stat().st_size == 3 * contract.FRAME_BYTES
-
-
-def _renderer_batch(batch):
-    init = renderers.HnervPairRenderer.__init__
-
-    def patched(self, spec=None, device="cpu", batch=batch):
-        init(self, spec, device=device, batch=batch)
-    return patched
-
-
-def test_inflate_batches_are_the_renderers():
-    assert hnerv.BATCH_PAIRS == renderers.HnervPairRenderer(TINY).batch
 
 
 class _FullDisk:

@@ -22,6 +22,9 @@ NAME = "hnerv_pair"
 SPEC_ID = ARCH_HNERV_PAIR_V1
 MAX_STAGES = 8
 FRAMES = 2                      # frames rendered per latent: the pair
+# An archive's frames are defined as rendered RENDER_BATCH pairs at a time from pair 0:
+# convolutions round differently for other batch sizes, so every renderer keeps this one.
+RENDER_BATCH = 8
 
 HNERV_PAIR_DEFAULT: dict[str, int] = {
     "latent_dim": 28, "out_h": 384, "out_w": 512, "stages": 6, "refine_blocks": 1,
