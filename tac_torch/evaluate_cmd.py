@@ -10,12 +10,14 @@ from tac_core.registry import Command
 
 
 def add_scorer_arguments(parser) -> None:
-    """``--scorers DIR | --stand-in [--seed K]`` and ``--device``: shared by commands that score."""
+    """``--scorers DIR | --proxy | --stand-in [--seed K]`` and ``--device``: shared by commands that score."""
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--scorers", type=Path, metavar="DIR",
                        help="folder with the official segnet.safetensors and posenet.safetensors")
+    group.add_argument("--proxy", action="store_true",
+                       help="tac's proxy scorers trained on synthetic scenes (the default without --scorers)")
     group.add_argument("--stand-in", action="store_true",
-                       help="seeded stand-in scorers (plumbing checks only; the default without --scorers)")
+                       help="seeded stand-ins of the official architectures (plumbing checks only)")
     parser.add_argument("--seed", type=int, default=0, help="stand-in weights seed (default 0)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps (default cpu)")
 
@@ -24,14 +26,11 @@ def scorers_from_args(args):
     """Load the scorers that ``add_scorer_arguments`` asked for."""
     from tac_torch.scorers import load_scorers
 
-    if args.device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise InputError(f"--device {args.device}: CUDA is not available on this machine")
     if args.scorers is not None:
         return load_scorers("contest", args.scorers, device=args.device)
-    return load_scorers("stand-in", None, device=args.device, seed=args.seed)
+    if args.stand_in:
+        return load_scorers("stand-in", None, device=args.device, seed=args.seed)
+    return load_scorers("proxy", None, device=args.device)
 
 
 def _configure(parser) -> None:

@@ -16,7 +16,7 @@ import hashlib
 import json
 import math
 import tomllib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
@@ -124,6 +124,19 @@ class Recipe:
             total += s.steps
             ends.append(total)
         return ends
+
+    def with_total_steps(self, total: int) -> "Recipe":
+        """The same recipe with its stages' steps scaled to ``total`` in all (each stage keeps at
+        least one step): for quick runs and tests of a full preset."""
+        if total < len(self.stages):
+            raise InputError(f"{self.source}: {len(self.stages)} stages need at least {len(self.stages)} "
+                             f"steps, got {total}")
+        shares = [s.steps * total / self.total_steps for s in self.stages]
+        steps = [max(1, int(x)) for x in shares]
+        steps[-1] += total - sum(steps)
+        if steps[-1] < 1:
+            raise InputError(f"{self.source}: cannot spread {total} steps over its stages")
+        return replace(self, stages=tuple(replace(s, steps=n) for s, n in zip(self.stages, steps)))
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)

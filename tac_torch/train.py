@@ -375,12 +375,21 @@ class Trainer:
             return ckpt.checkpoint_path(self.out_dir, self.step)
         return ckpt.save_checkpoint(self.out_dir, self.step, self.state())
 
+    def archive_bytes(self, candidate: Candidate) -> int:
+        """Bytes of the archive.zip that exporting ``candidate`` would write (the rate's numerator)."""
+        from tac_core.archive.packaging import pack_zip
+        from tac_torch.export import build_archive, member_name
+
+        net, latents = candidate_model(self.spec, candidate, self.frames)
+        return len(pack_zip(build_archive(net, latents, self.frames), member_name("0.mkv")))
+
     def finish(self, score_fn: Callable[[Candidate], float] | None, saved: Path | None) -> TrainResult:
         """Choose the final candidate and write ``model.pt`` (rank 0)."""
         candidates = [self.candidates[s.name] for s in self.recipe.stages if s.name in self.candidates]
         if score_fn is None:
             score_fn = archive_score_fn(self.spec, self.targets, self.scorers, camera=self.recipe.camera,
-                                        device=self.device, original_bytes=self.original_bytes)
+                                        device=self.device, original_bytes=self.original_bytes,
+                                        archive_bytes=self.archive_bytes)
         best, scores = select_final(candidates, score_fn)
         path = self.out_dir / MODEL_FILE
         if self.world.is_main:
