@@ -1,0 +1,169 @@
+"""Rate-distortion of classical codecs (and, later, tac's renderers) on synthetic clips.
+
+    seed --write_clip--> clip.mkv (the clip's "original", like the contest video)
+      --each ladder setting: encode_member, decode, bicubic back up--> candidate frames
+      --scorers (proxy by default): distortion against the clip's own outputs-->  seg, pose
+      rate = bytes / (37,545,489 x frames / 1200)   (the contest's bytes per frame)
+      score = 100 seg + sqrt(10 pose) + 25 rate
+
+Writes ``rd.md`` (a table) and ``rd.png`` (score, seg and pose against bytes) into --out.
+The tac renderer rows are not wired in yet: the table says so, and so does the last line.
+
+    .venv/bin/python benchmarks/rd.py --quick            # one 2 s clip, a short ladder (~3 min on 2 cores)
+    .venv/bin/python benchmarks/rd.py --seeds 0 1 --seconds 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from tac_core import contract, video
+from tac_core.classical import AV1, X265_BASELINE
+from tac_core.scenes import SceneConfig, write_clip
+
+QUICK = {"x265": [(24, 0.45), (30, 0.45), (36, 0.45), (42, 0.45)], "av1": [(35, 0.45), (45, 0.45), (55, 0.45)]}
+FULL = {"x265": [(c, s) for s in (0.35, 0.45, 0.6) for c in (22, 26, 30, 34, 38, 42)],
+        "av1": [(c, s) for s in (0.35, 0.45, 0.6) for c in (30, 38, 46, 54)]}
+COLOURS = {"x265": (200, 60, 40), "av1": (40, 90, 200), "tac": (30, 150, 60)}
+
+
+def scorers_for(args):
+    from tac_torch.scorers import load_scorers
+
+    if args.scorers == "proxy":
+        return load_scorers("proxy")
+    if args.scorers == "stand-in":
+        return load_scorers("stand-in")
+    return load_scorers("contest", Path(args.scorers))
+
+
+def outputs(scorers, frames: np.ndarray, batch: int = 4) -> dict[str, np.ndarray]:
+    pairs = frames.reshape(-1, 2, *frames.shape[1:])
+    parts = [scorers.outputs(pairs[i:i + batch]) for i in range(0, len(pairs), batch)]
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def run_ladder(args, scorers) -> list[dict]:
+    from tac_torch.proxy_train import degraded
+
+    ladder = QUICK if args.quick else FULL
+    base = {"x265": X265_BASELINE, "av1": AV1}
+    rows = {}
+    for seed in args.seeds:
+        with tempfile.TemporaryDirectory(prefix="tac-rd-") as tmp:
+            clip = Path(tmp) / f"seed{seed}.mkv"
+            write_clip(clip, SceneConfig(seed=seed, seconds=args.seconds), workers=0)
+            clean = np.stack(list(video.decode_frames(clip)))
+            ref = outputs(scorers, clean)
+            for family, settings in ladder.items():
+                for crf, scale in settings:
+                    codec = base[family].with_settings(crf=crf, scale=scale)
+                    member = Path(tmp) / "member.mkv"
+                    codec.encode_member(clip, member)
+                    size = member.stat().st_size
+                    member.unlink()
+                    pose, seg = scorers.distortion(ref, outputs(scorers, degraded(codec, clip, Path(tmp))))
+                    row = rows.setdefault((family, crf, scale), {"family": family, "crf": crf, "scale": scale,
+                                                                 "bytes": 0, "frames": 0, "pose": 0.0, "seg": 0.0})
+                    row["bytes"] += size
+                    row["frames"] += len(clean)
+                    row["pose"] += float(pose.sum())
+                    row["seg"] += float(seg.sum())
+                    print(f"  seed {seed} {family} crf {crf} scale {scale}: {size:,} bytes, "
+                          f"seg {seg.mean():.5f}, pose {pose.mean():.5f}", flush=True)
+    out = []
+    for row in rows.values():
+        pairs = row["frames"] // 2
+        row["pose"] /= pairs
+        row["seg"] /= pairs
+        row["rate"] = row["bytes"] / contract.contest_equivalent_original_bytes(row["frames"])
+        row["score"] = contract.score(row["seg"], row["pose"], row["rate"])
+        out.append(row)
+    return sorted(out, key=lambda r: (r["family"], r["bytes"]))
+
+
+def table(rows: list[dict], args) -> str:
+    lines = [f"# R-D on synthetic clips (seeds {' '.join(map(str, args.seeds))}, {args.seconds:g} s each, "
+             f"scorers: {args.scorers}, axis {'proxy' if args.scorers == 'proxy' else args.scorers})", "",
+             "rate = bytes / (37,545,489 x frames / 1200), the contest's bytes per frame.", "",
+             "| codec | CRF | scale | bytes | rate | seg | pose | score |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['family']} | {r['crf']} | {r['scale']} | {r['bytes']:,} | {r['rate']:.5f} | "
+                     f"{r['seg']:.3e} | {r['pose']:.3e} | {r['score']:.3f} |")
+    lines.append("| tac renderers | | | | | | | not run yet (renderer rows come with tac's training step) |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    """Three panels (score, seg, pose against bytes, log x) drawn with Pillow."""
+    from PIL import Image, ImageDraw
+
+    panels = [("score", "score"), ("seg", "seg disagreement"), ("pose", "pose MSE")]
+    w, h, pad = 420, 320, 50
+    img = Image.new("RGB", (w * len(panels), h), "white")
+    draw = ImageDraw.Draw(img)
+    xs = [math.log10(r["bytes"]) for r in rows]
+    x0, x1 = min(xs) - 0.05, max(xs) + 0.05
+    for p, (key, title) in enumerate(panels):
+        ox = p * w
+        ys = [r[key] for r in rows]
+        y0, y1 = 0.0, max(ys) * 1.1 or 1.0
+
+        def at(x, y, ox=ox, y0=y0, y1=y1):
+            return (ox + pad + (x - x0) / (x1 - x0) * (w - 1.5 * pad), h - pad - (y - y0) / (y1 - y0) * (h - 1.6 * pad))
+        draw.rectangle([ox + pad, 0.6 * pad, ox + w - 0.5 * pad, h - pad], outline="black")
+        draw.text((ox + pad, 10), f"{title} vs bytes (log)", fill="black")
+        for t in np.linspace(y0, y1, 5):
+            _, yy = at(x0, t)
+            draw.text((ox + 4, yy - 6), f"{t:.3g}", fill="black")
+        for t in range(math.ceil(x0 * 4), math.floor(x1 * 4) + 1):
+            xx, _ = at(t / 4, y0)
+            draw.text((xx - 14, h - pad + 6), f"{10 ** (t / 4) / 1e3:.0f}k", fill="black")
+        for family in sorted({r["family"] for r in rows}):
+            for scale in sorted({r["scale"] for r in rows if r["family"] == family}):
+                pts = [at(math.log10(r["bytes"]), r[key]) for r in rows
+                       if r["family"] == family and r["scale"] == scale]
+                if len(pts) > 1:
+                    draw.line(pts, fill=COLOURS[family], width=2)
+                for x, y in pts:
+                    draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=COLOURS[family])
+        for i, family in enumerate(sorted({r["family"] for r in rows})):
+            draw.text((ox + w - 1.5 * pad, 0.7 * pad + 12 * i), family, fill=COLOURS[family])
+    img.save(path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="synthetic clip seeds (default 0)")
+    parser.add_argument("--seconds", type=float, help="clip length (default 10; 2 with --quick)")
+    parser.add_argument("--scorers", default="proxy", help="proxy (default), stand-in, or a folder of contest weights")
+    parser.add_argument("--quick", action="store_true", help="one short clip and a 7-point ladder")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("-o", "--out", type=Path, default=Path("rd-out"), help="output folder (default rd-out)")
+    args = parser.parse_args()
+    if args.seconds is None:
+        args.seconds = 2.0 if args.quick else 10.0
+    import torch
+
+    torch.set_num_threads(args.threads)
+    started = time.perf_counter()
+    rows = run_ladder(args, scorers_for(args))
+    args.out.mkdir(parents=True, exist_ok=True)
+    text = table(rows, args)
+    (args.out / "rd.md").write_text(text)
+    plot(rows, args.out / "rd.png")
+    print(text)
+    print(f"wrote {args.out / 'rd.md'} and {args.out / 'rd.png'} in {time.perf_counter() - started:.0f} s")
+    best = min(rows, key=lambda r: r["score"])
+    print(f"best classical: {best['family']} CRF {best['crf']} scale {best['scale']} score {best['score']:.3f}; "
+          "tac best / classical best: not measured (no tac renderer rows yet)")
+
+
+if __name__ == "__main__":
+    main()
