@@ -91,7 +91,7 @@ def main() -> None:
 
     print(f"\ncontainer, one entropy stage allowed (plus store), effort {effort}:")
     results = {}
-    for stage in ("zstd", "lzma", "brotli", "range_static", "range_adaptive"):
+    for stage in ("zstd", "lzma", "brotli", "range_static", "range_adaptive", "range_grouped"):
         opts = ChooserOptions(stages=("store", stage), effort=effort)
         start = time.perf_counter()
         data = write_archive(tensors, architecture=arch, schema=schema, options=opts)

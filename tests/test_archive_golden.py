@@ -236,6 +236,12 @@ def attack_files() -> dict[str, bytes]:
                                                                     coded=len(lzma_bomb)))]) + lzma_bomb,
         "lzma_huge_dictionary.tac": _by_name([_raw_section("x", [4], _chain(fmt.S_LZMA, (1, 0, 0, 0, 31, 0),
                                                                             coded=4))]) + b"\x00" * 4,
+        "grouped_layout_mismatch.tac": _by_name([_raw_section("x", [100], _chain(fmt.S_RANGE_GROUPED, (1, 1),
+                                                                                  coded=5))])
+        + uvarint(1) + uvarint(1) + uvarint(99) + b"\x00\x00",
+        "grouped_huge_group_count.tac": _by_name([_raw_section("x", [100], _chain(fmt.S_RANGE_GROUPED, (2, 1),
+                                                                                   coded=8))])
+        + uvarint(1) + uvarint(1 << 30) + uvarint(1) + b"\x00",
         "repeated_section.tac": _by_name([_raw_section("x", [4], store)] * 2) + b"\x00" * 8,
         "repeated_tensor_in_section.tac": HEAD + b"\x00\x00\x00\x01" + uvarint(fmt.Q_RAW) + uvarint(3) + uvarint(2)
         + (text("x") + uvarint(1) + uvarint(2)) * 2 + store + b"\x00" * 4,

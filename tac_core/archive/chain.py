@@ -62,13 +62,14 @@ class Chain:
 STORE = Chain((), Stage(fmt.S_STORE))
 
 
-def encode_stream(raw: bytes, chain: Chain, level: int | None = None) -> bytes:
-    """The coded bytes of ``raw`` under ``chain``."""
+def encode_stream(raw: bytes, chain: Chain, level: int | None = None,
+                  groups: tuple[tuple[int, int], ...] | None = None) -> bytes:
+    """The coded bytes of ``raw`` under ``chain`` (``groups``: ``range_grouped``'s layout)."""
     chain.check(len(raw))
     x = np.frombuffer(raw, dtype=np.uint8)
     for t in chain.transforms:
         x = transforms.forward(t.id, t.arg, x)
-    return entropy.encode(chain.stage.id, chain.stage.args, x.tobytes(), level)
+    return entropy.encode(chain.stage.id, chain.stage.args, x.tobytes(), level, groups)
 
 
 def decode_stream(coded: bytes, chain: Chain, size: int) -> bytes:

@@ -13,17 +13,21 @@ import math
 from dataclasses import dataclass
 from typing import Mapping
 
+import numpy as np
+
 from tac_core.archive import format as fmt
-from tac_core.archive import streams
+from tac_core.archive import grouped, streams
 from tac_core.archive.chain import Chain, Stage, Transform, encode_stream, write_chain
 from tac_core.archive.errors import ArchiveWriteError
 from tac_core.archive.quantizers import Quantized
 from tac_core.archive.schema import Architecture, TensorSchema
 from tac_core.archive.writer import SectionPlan, section_streams
 
-ALL_STAGES = ("store", "zstd", "lzma", "brotli", "range_static", "range_adaptive")
-CONTEST_SAFE_STAGES = ("store", "lzma", "brotli", "range_static", "range_adaptive")
+ALL_STAGES = ("store", "zstd", "lzma", "brotli", "range_static", "range_adaptive", "range_grouped")
+CONTEST_SAFE_STAGES = ("store", "lzma", "brotli", "range_static", "range_adaptive", "range_grouped")
 _SIGNED = {"int8_sym"}
+_GROUPED_KINDS = {"int8_sym": grouped.KIND_INT8, "int8_asym": grouped.KIND_UINT8,
+                  "int4_sym": grouped.KIND_INT4, "int4_asym": grouped.KIND_UINT4}
 
 
 def zstd_available() -> bool:
@@ -121,6 +125,55 @@ def best_chain(raw: bytes, width: int, signed: bool, shape: tuple[int, ...] | No
     return best
 
 
+def _grouped_kind(spec) -> int | None:
+    """The ``range_grouped`` symbol kind for a quantizer's codes, or None if it has none."""
+    if spec.kind == "raw":
+        dt = np.dtype(spec.dtype) if spec.dtype is not None else None
+        if dt is None or dt.itemsize != 1:
+            return None
+        return {"i": grouped.KIND_INT8, "u": grouped.KIND_UINT8}.get(dt.kind)
+    return _GROUPED_KINDS.get(spec.kind)
+
+
+def _layouts(tensors: Mapping[str, Quantized], names: tuple[str, ...], kind: int):
+    """Candidate group layouts: per tensor, and per row along axis 0 (output channel)."""
+    spec = tensors[names[0]].spec
+    per_tensor, per_row = [], []
+    for n in names:
+        shape = tensors[n].shape
+        count = grouped.symbol_count(streams.codes_size(spec, shape), kind)
+        per_tensor.append(count)
+        rows = shape[0] if len(shape) >= 2 and shape[0] > 1 else 1
+        row = streams.element_count(shape) // rows if rows > 1 else count
+        per_row += [row] * (rows - 1) + [count - row * (rows - 1)]
+    out = [grouped.merge_runs(per_tensor)]
+    if len(per_row) > len(per_tensor):
+        out.append(grouped.merge_runs(per_row))
+    if len(names) > 1:
+        out.insert(0, grouped.merge_runs([sum(per_tensor)]))
+    return [runs for runs in out if sum(g for g, _ in runs) <= fmt.MAX_GROUPED_GROUPS
+            and len(runs) <= fmt.MAX_GROUPED_RUNS]
+
+
+def _grouped_candidates(tensors: Mapping[str, Quantized], names: tuple[str, ...], raw: bytes):
+    """(chain, layout) pairs for ``range_grouped``: the layouts above, and per column of a 2-D byte tensor."""
+    kind = _grouped_kind(tensors[names[0]].spec)
+    if kind is None or not raw:
+        return []
+    out = []
+    for family in grouped.FAMILIES:
+        stage = Stage(fmt.S_RANGE_GROUPED, (kind, family))
+        out += [(Chain((), stage), runs) for runs in _layouts(tensors, names, kind)]
+        shape = tensors[names[0]].shape
+        if len(names) == 1 and len(shape) == 2 and shape[0] > 1 and kind in (grouped.KIND_INT8, grouped.KIND_UINT8):
+            out.append((Chain((Transform(fmt.T_TRANSPOSE, shape[0]),), stage), ((shape[1], shape[0]),)))
+    return out
+
+
+def _cost(chain: Chain, coded: bytes) -> int:
+    return len(coded) + len(write_chain(chain, len(coded)))
+
+
 def _section(tensors: Mapping[str, Quantized], names: tuple[str, ...], options: ChooserOptions):
     spec = tensors[names[0]].spec
     codes_raw, params_raw = section_streams(tensors, names)
@@ -128,6 +181,11 @@ def _section(tensors: Mapping[str, Quantized], names: tuple[str, ...], options: 
     width = streams.code_element_width(spec)
     signed = spec.kind in _SIGNED or (spec.kind == "raw" and spec.dtype[1] == "i")
     codes_chain, codes = best_chain(codes_raw, width, signed, shape, options)
+    if "range_grouped" in options.allowed():
+        for chain, runs in _grouped_candidates(tensors, names, codes_raw):
+            coded = encode_stream(codes_raw, chain, groups=runs)
+            if _cost(chain, coded) < _cost(codes_chain, codes):
+                codes_chain, codes = chain, coded
     params_chain, params = None, b""
     if spec.has_params:
         params_chain, params = best_chain(params_raw, 2 if spec.kind.endswith("_sym") or

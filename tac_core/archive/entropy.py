@@ -1,4 +1,4 @@
-"""Entropy stages (docs section 5): store, zstd, raw LZMA, brotli and the two range coders.
+"""Entropy stages (docs section 5): store, zstd, raw LZMA, brotli and the three range coders.
 
 Every decoder is told the exact output size and stops there: a stream that
 would produce more (a decompression bomb) or less fails with ``StageError``.
@@ -11,7 +11,7 @@ from __future__ import annotations
 import lzma
 
 from tac_core.archive import format as fmt
-from tac_core.archive import rangecoder
+from tac_core.archive import grouped, rangecoder
 from tac_core.archive.errors import MalformedArchiveError, StageError, UnknownIdError
 
 _ZSTD_DICTIONARIES: dict[int, bytes] = {}
@@ -62,6 +62,8 @@ def check_stage_args(sid: int, args: tuple[int, ...]) -> None:
         lo, hi = fmt.RANGE_BLOCK_LOG2_RANGE
         if not lo <= args[0] <= hi:
             raise MalformedArchiveError(f"range_adaptive block log2 must be in {lo}..{hi}, got {args[0]}")
+    if sid == fmt.S_RANGE_GROUPED:
+        grouped.check_args(args)
 
 
 def _lzma_filters(args: tuple[int, ...], preset: int | None = None) -> list[dict]:
@@ -73,8 +75,13 @@ def _lzma_filters(args: tuple[int, ...], preset: int | None = None) -> list[dict
     return ([{"id": lzma.FILTER_DELTA, "dist": delta}] if delta else []) + [lz]
 
 
-def encode(sid: int, args: tuple[int, ...], raw: bytes, level: int | None = None) -> bytes:
-    """Code ``raw`` with stage ``sid``; ``level`` is zstd's level (not recorded; default 19)."""
+def encode(sid: int, args: tuple[int, ...], raw: bytes, level: int | None = None,
+           groups: tuple[tuple[int, int], ...] | None = None) -> bytes:
+    """Code ``raw`` with stage ``sid``; ``level`` is zstd's level (not recorded; default 19).
+
+    ``groups`` is ``range_grouped``'s layout as (count, length) runs of symbols
+    (recorded in its coded bytes; default one group); other stages ignore it.
+    """
     check_stage_args(sid, args)
     if sid == fmt.S_STORE:
         return bytes(raw)
@@ -96,6 +103,8 @@ def encode(sid: int, args: tuple[int, ...], raw: bytes, level: int | None = None
         return brotli.compress(raw, quality=11, lgwin=24)
     if sid == fmt.S_RANGE_STATIC:
         return rangecoder.encode_static(raw)
+    if sid == fmt.S_RANGE_GROUPED:
+        return grouped.encode(raw, args, groups)
     return rangecoder.encode_adaptive(raw, args[0])
 
 
@@ -116,6 +125,8 @@ def decode(sid: int, args: tuple[int, ...], coded: bytes, size: int) -> bytes:
         return rangecoder.decode_static(coded, size)
     if sid == fmt.S_RANGE_ADAPTIVE:
         return rangecoder.decode_adaptive(coded, size, args[0])
+    if sid == fmt.S_RANGE_GROUPED:
+        return grouped.decode(coded, size, args)
     if sid == fmt.S_LZMA:
         try:
             dec = lzma.LZMADecompressor(format=lzma.FORMAT_RAW, filters=_lzma_filters(args))
