@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 from tac_core.registry import Command
@@ -21,7 +20,7 @@ def _configure(parser) -> None:
 
 
 def _run(args) -> int:
-    from tqdm import tqdm
+    from tac_core.progress import progress
 
     from tac_core.scenes import SceneConfig, write_clip
     from tac_core.scenes.clip import DEFAULT_CRF, DEFAULT_PRESET
@@ -29,7 +28,7 @@ def _run(args) -> int:
     config = SceneConfig(seed=args.seed, seconds=args.seconds)
     crf = DEFAULT_CRF if args.crf is None else args.crf
     preset = DEFAULT_PRESET if args.preset is None else args.preset
-    with tqdm(total=config.frames, unit="frame", desc="scene", file=sys.stderr, disable=args.quiet) as bar:
+    with progress(total=config.frames, unit="frame", desc="scene", disable=args.quiet) as bar:
         result = write_clip(args.output, config, crf=crf, preset=preset, progress=bar.update)
     if args.json:
         print(json.dumps(result, indent=2))
