@@ -5,8 +5,9 @@ They take exactly the contest scorers' inputs, so ``TorchScorers`` drives them u
     ProxySegNet   (B,3,384,512) float 0..255 --x/127.5-1--> stride-2 stem (192x256)
                   --encoder to 1/16 (24x32)--> decoder to 1/4 (96x128) --1x1--> 5 logits
                   --bilinear x4--> (B,5,384,512)
-    ProxyPoseNet  (B,12,192,256) float 0..255 --(x-127.5)/63.75--> five stride-2 convs (6x8)
-                  --flatten, MLP--> 6 standardised pose values, padded to {"pose": (B,12)}
+    ProxyPoseNet  (B,12,192,256) float 0..255 --(x-127.5)/63.75--> four stride-2 convs (12x16)
+                  --average pool to 3x4 cells--> MLP --> 6 standardised pose values,
+                  padded to {"pose": (B,12)}
 
 ``pose[:, :6]`` is the relative pose [t_x, t_y, t_z, r_x, r_y, r_z] of the pair (frame 2i+1
 in frame 2i's camera, as ``tac_core.scenes.poses``), standardised per component:
@@ -34,7 +35,8 @@ SEGNET_FILE = "proxy_segnet.safetensors"
 POSENET_FILE = "proxy_posenet.safetensors"
 FILES = (SEGNET_FILE, POSENET_FILE)
 SEG_WIDTHS = (16, 32, 48, 80)       # stem (1/2), 1/4, 1/8, 1/16
-POSE_WIDTHS = (16, 32, 48, 64, 64)  # 1/2 .. 1/32 of 192x256
+POSE_WIDTHS = (24, 32, 48, 64)   # 1/2 .. 1/16 of 192x256
+POSE_CELLS = (3, 4)              # pooled grid: where in the image, coarsely (sky, road, sides)
 POSE_HIDDEN = 64
 YUV_MEAN, YUV_STD = 127.5, 63.75    # the contest PoseNet's input normalisation
 
@@ -91,9 +93,9 @@ class ProxyPoseNet(nn.Module):
     def __init__(self, widths: tuple[int, ...] = POSE_WIDTHS, hidden: int = POSE_HIDDEN):
         super().__init__()
         chans = (2 * 6, *widths)
-        self.features = nn.Sequential(*[_conv(chans[i], chans[i + 1], stride=2) for i in range(len(widths))])
-        h, w = contract.MODEL_INPUT_HW[0] // 2, contract.MODEL_INPUT_HW[1] // 2
-        cells = (h >> len(widths)) * (w >> len(widths))
+        layers = [_conv(chans[i], chans[i + 1], stride=2) for i in range(len(widths))]
+        self.features = nn.Sequential(*layers, _Residual(widths[-1]), nn.AdaptiveAvgPool2d(POSE_CELLS))
+        cells = POSE_CELLS[0] * POSE_CELLS[1]
         self.mlp = nn.Sequential(nn.Flatten(), nn.Linear(widths[-1] * cells, hidden), nn.ReLU(inplace=True),
                                  nn.Linear(hidden, POSE_DIMS))
         self.register_buffer("pose_mean", torch.zeros(POSE_DIMS))

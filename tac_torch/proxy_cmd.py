@@ -19,8 +19,8 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frames", type=int, default=192,
                         help="rendered training frames (pairs x 2; default 192); each pair also gets "
                              "3 codec-degraded versions")
-    parser.add_argument("--epochs", type=int, default=6,
-                        help="SegNet passes over the versions (PoseNet gets 4x as many; default 6)")
+    parser.add_argument("--epochs", type=int, default=4,
+                        help="SegNet passes over the versions (PoseNet gets 3x as many; default 4)")
     parser.add_argument("--max-steps", type=int, help="stop each network after this many steps (smoke tests)")
     parser.add_argument("--heldout-seeds", type=int, default=10,
                         help="held-out scenes (seeds 0..N-1) to evaluate on afterwards; 0 skips (default 10)")

@@ -43,6 +43,7 @@ X265_CRFS = (20, 40)               # inclusive range drawn from
 X265_SCALES = (0.35, 1.0)
 AV1_CRFS = (30, 40, 50)
 AV1_SCALES = (0.35, 0.45, 0.6)
+MIRROR_POSE = torch.tensor([-1.0, 1.0, 1.0, 1.0, -1.0, -1.0])   # pose of the left-right mirrored pair
 
 
 @dataclass(frozen=True)
@@ -210,8 +211,8 @@ def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 class TrainConfig:
     """Optimisation settings of both proxies."""
 
-    epochs: int = 6                # SegNet passes over every version
-    pose_epochs_factor: int = 4    # PoseNet is ~10x cheaper: it gets this many more passes
+    epochs: int = 4                # SegNet passes over every version
+    pose_epochs_factor: int = 3    # PoseNet steps are cheaper: it gets this many more passes
     seg_batch: int = 6
     pose_batch: int = 16
     lr: float = 2e-3
@@ -273,7 +274,8 @@ def train_posenet(data: Path, cfg: TrainConfig, log: Callable[[str], None] = pri
     pairs = np.load(data / "pairs.npy", mmap_mode="r")
     owner, pose = np.load(data / "owner.npy"), np.load(data / "pose.npy")
     mean, std = pose_stats(pose)
-    target = torch.from_numpy((pose - mean) / std).float()
+    raw = torch.from_numpy(pose).float()
+    mean_t, std_t = torch.from_numpy(mean).float(), torch.from_numpy(std).float()
     net = proxy.ProxyPoseNet()
     net.pose_mean.copy_(torch.from_numpy(mean))
     net.pose_std.copy_(torch.from_numpy(std))
@@ -285,11 +287,14 @@ def train_posenet(data: Path, cfg: TrainConfig, log: Callable[[str], None] = pri
         idx = np.sort(torch.randint(len(owner), (cfg.pose_batch,), generator=gen).numpy())
         x = torch.from_numpy(np.ascontiguousarray(pairs[idx])).permute(0, 1, 4, 2, 3).float()
         b = x.shape[0]
+        target = raw[owner[idx]]
+        if torch.rand(1, generator=gen).item() < 0.5:          # mirrored drive: t_x, r_y, r_z change sign
+            x, target = x.flip(-1), target * MIRROR_POSE
         x = augment(x.flatten(0, 1), gen).view(b, 2, 3, *contract.MODEL_INPUT_HW)
         six = preprocess.yuv6(x.flatten(0, 1))                        # (2B,6,192,256)
         planes = six.reshape(b, 2 * six.shape[1], *six.shape[-2:])   # (B,12,192,256), as officially
         out = net(planes)["pose"][:, :proxy.POSE_DIMS]
-        loss = F.mse_loss(out, target[owner[idx]])
+        loss = F.mse_loss(out, (target - mean_t) / std_t)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
