@@ -102,13 +102,18 @@ class Targets:
 
 
 def as_pairs(frames: np.ndarray) -> np.ndarray:
-    """uint8 frames ``(N,H,W,3)`` (N even) or pairs ``(P,2,H,W,3)`` as pairs, without copying."""
+    """uint8 frames ``(N,H,W,3)`` or pairs ``(P,2,H,W,3)`` as the contest's pairs, without copying.
+
+    An odd N leaves its last frame out, as the contest's sampling does.
+    """
     if not isinstance(frames, np.ndarray) or frames.dtype != np.uint8:
         raise InputError("frames must be a uint8 numpy array (N, H, W, 3) or (P, 2, H, W, 3)")
     if frames.ndim == 4 and frames.shape[-1] == 3:
-        if frames.shape[0] == 0 or frames.shape[0] % contract.SEQ_LEN:
-            raise InputError(f"a video's frame count must be a positive even number, got {frames.shape[0]}")
-        return frames.reshape(-1, contract.SEQ_LEN, *frames.shape[1:])
+        if frames.shape[0] < contract.SEQ_LEN:
+            raise InputError(f"a video needs at least {contract.SEQ_LEN} frames (one pair), "
+                             f"got {frames.shape[0]}")
+        usable = frames.shape[0] - frames.shape[0] % contract.SEQ_LEN
+        return frames[:usable].reshape(-1, contract.SEQ_LEN, *frames.shape[1:])
     if frames.ndim == 5 and frames.shape[1] == contract.SEQ_LEN and frames.shape[-1] == 3 and len(frames):
         return frames
     raise InputError(f"frames must be (N, H, W, 3) or (P, 2, H, W, 3), got {frames.shape}")

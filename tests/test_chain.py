@@ -78,6 +78,26 @@ def test_targets_are_the_exact_outputs_and_cached(scorers, tmp_path, monkeypatch
 
 
 def test_bad_frames_are_typed_errors():
-    for bad in (np.zeros((3, 8, 8, 3), np.uint8), np.zeros((2, 8, 8, 3), np.float32), np.zeros((2, 8, 8), np.uint8)):
+    for bad in (np.zeros((1, 8, 8, 3), np.uint8), np.zeros((2, 8, 8, 3), np.float32), np.zeros((2, 8, 8), np.uint8)):
         with pytest.raises(InputError):
             as_pairs(bad)
+
+
+def test_as_pairs_leaves_out_a_last_unpaired_frame_and_needs_one_pair():
+    frames = np.arange(5 * 2 * 3 * 3, dtype=np.uint8).reshape(5, 2, 3, 3)
+    pairs = as_pairs(frames)
+    assert pairs.shape == (2, 2, 2, 3, 3) and pairs[1, 1, 0, 0, 0] == frames[3, 0, 0, 0]
+    with pytest.raises(InputError, match="at least 2 frames"):
+        as_pairs(frames[:1])
+
+
+def test_an_odd_frame_count_exports_one_more_latent_for_the_unpaired_frame():
+    from tac_torch.train import Candidate, candidate_model
+
+    spec = make_spec(stages=2, out_h=8, out_w=8, latent_dim=3, width_0=2, width_1=2, width_2=2)
+    decoder = HnervPair(spec, seed=0).state_dict()
+    latents = torch.arange(6, dtype=torch.float32).reshape(2, 3)
+    _, odd = candidate_model(spec, Candidate("x", decoder, latents), frames=5)
+    _, even = candidate_model(spec, Candidate("x", decoder, latents), frames=4)
+    assert odd.shape == (3, 3) and torch.equal(odd[2], latents[1])
+    assert torch.equal(even, latents)
