@@ -9,7 +9,7 @@
 Writes ``rd.md`` (a table) and ``rd.png`` (score, seg and pose against bytes) into --out.
 The tac renderer rows are not wired in yet: the table says so, and so does the last line.
 
-    .venv/bin/python benchmarks/rd.py --quick            # one 2 s clip, a short ladder (~3 min on 2 cores)
+    .venv/bin/python benchmarks/rd.py --quick            # one 2 s clip, a 7-point ladder (about 1 minute on 2 cores)
     .venv/bin/python benchmarks/rd.py --seeds 0 1 --seconds 10
 """
 

@@ -187,8 +187,9 @@ def prepare(cfg: DataConfig, folder: Path | None = None,
 def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Random Gaussian noise (sigma 0..4 levels) and blur (sigma 0.3..1.2 px) on float 0..255 images.
 
-    ``x`` is (B,C,H,W); each sample draws its own strengths. Applied after the resize to
-    384x512 (an approximation of doing it at camera size).
+    ``x`` is (B,C,H,W); each sample draws whether it is blurred and its noise strength, the
+    blurred ones share one blur width. Applied after the resize to 384x512 (an approximation
+    of doing it at camera size).
     """
     b = x.shape[0]
     blur = torch.rand(b, generator=gen) < 0.3
