@@ -25,7 +25,8 @@ def probe() -> dict:
 def tac_register_backends(register):
     register(BackendInfo(
         name=NAME, framework="torch", probe=f"{__name__}:probe",
-        axes=(evidence.CONTEST_CPU, evidence.CONTEST_CUDA, evidence.MACOS_CPU, evidence.STAND_IN),
+        axes=(evidence.CONTEST_CPU, evidence.CONTEST_CUDA, evidence.MACOS_CPU, evidence.OFFICIAL_SCORERS,
+              evidence.UNVERIFIED, evidence.PROXY, evidence.STAND_IN),
         description="PyTorch backend (CPU/CUDA): the contest path"))
 
 
