@@ -51,6 +51,8 @@ class Stage:
     margin: float = 2.0
     temperature: float = 0.5
     boost: float = 3.0
+    pixel: float = 0.0                # mean squared pixel error against the clip at the renderer's size
+                                      # (/255^2): a cheap warm-up; with seg = pose = 0 no scorer runs
 
     def loss_weights(self) -> LossWeights:
         return LossWeights(seg=self.seg, pose=self.pose, rate=self.rate, margin=self.margin,
@@ -157,7 +159,7 @@ _RANGES = {  # name: (low, high, low inclusive)
     "weight_decay": (0, None, True), "ema_decay": (0, 1, True), "warmup": (0, None, True),
     "lr_floor": (0, 1, True), "latent_scale": (0, None, False), "seg": (0, None, True),
     "pose": (0, None, True), "rate": (0, None, True), "margin": (0, None, True),
-    "temperature": (0, None, False), "boost": (0, None, True),
+    "temperature": (0, None, False), "boost": (0, None, True), "pixel": (0, None, True),
 }
 
 

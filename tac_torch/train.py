@@ -153,6 +153,20 @@ def _data_key(targets: Targets) -> str:
     return h.hexdigest()
 
 
+def pixel_targets(frames: np.ndarray, spec: Mapping[str, int], batch: int = 16) -> torch.Tensor:
+    """The clip's pairs at the renderer's output size, uint8 ``(P, 2, 3, out_h, out_w)`` (area-averaged)."""
+    from tac_torch.chain import as_pairs
+
+    pairs = as_pairs(frames)
+    out = []
+    for i in range(0, len(pairs), batch):
+        x = torch.from_numpy(np.ascontiguousarray(pairs[i:i + batch])).permute(0, 1, 4, 2, 3).float()
+        small = torch.nn.functional.interpolate(x.flatten(0, 1), size=(spec["out_h"], spec["out_w"]),
+                                                mode="area")
+        out.append(small.round().clamp(0, 255).to(torch.uint8).view(len(x), 2, 3, *small.shape[-2:]))
+    return torch.cat(out)
+
+
 def load_frames(video: Path | np.ndarray) -> np.ndarray:
     """uint8 frames (N, H, W, 3) of a video path (decoded as the contest does) or an array."""
     if isinstance(video, np.ndarray):
@@ -191,9 +205,12 @@ class Trainer:
             frames = load_frames(video)
             self.frames = len(frames)
             targets = pair_targets(frames, scorers)
+            self.pixel_targets = (pixel_targets(frames, recipe.renderer_spec())
+                                  if any(s.pixel > 0 for s in recipe.stages) else None)
             del frames
         else:
             self.frames = 2 * len(targets)
+            self.pixel_targets = None
         self.targets, self.data_key = targets, _data_key(targets)
         self.n_pairs = len(targets)
         n = min(recipe.batch_pairs, self.n_pairs)
@@ -283,13 +300,27 @@ class Trainer:
         else:
             params = dict(self.net.named_parameters())
             latents = self.latents[index.to(self.device)]
-        out = self.chain(torch.func.functional_call(self.net, params, (latents,)))
+        rendered = torch.func.functional_call(self.net, params, (latents,))
+        pixel = None
+        if stage.pixel > 0:
+            if self.pixel_targets is None:
+                raise InputError(f"stage {stage.name!r} has a pixel loss, which needs the clip's frames")
+            target = self.pixel_targets[index].to(self.device).float()
+            pixel = stage.pixel * ((rendered - target) / 255.0).pow(2).mean()
+            if stage.seg == 0 and stage.pose == 0:        # a pure warm-up: no scorer pass at all
+                zero = pixel.detach() * 0
+                return {"loss": pixel, "pixel": pixel, "seg": zero, "pose": zero, "rate": zero}
+        out = self.chain(rendered)
         seg_t, pose_t = self.targets.batch(index.numpy(), self.device)
         rate = weights.rate > 0
-        return score_loss(out.pose, out.seg_logits, pose_t, seg_t, weights=weights,
-                          params={**dict(self.net.named_parameters()), LATENTS: self.latents} if rate else None,
-                          specs={**self.specs, LATENTS: LATENT_SPEC} if rate else None,
-                          original_bytes=self.original_bytes)
+        parts = score_loss(out.pose, out.seg_logits, pose_t, seg_t, weights=weights,
+                           params={**dict(self.net.named_parameters()), LATENTS: self.latents} if rate else None,
+                           specs={**self.specs, LATENTS: LATENT_SPEC} if rate else None,
+                           original_bytes=self.original_bytes)
+        if pixel is not None:
+            parts["loss"] = parts["loss"] + pixel
+            parts["pixel"] = pixel
+        return parts
 
     def _all_reduce_grads(self) -> None:
         import torch.distributed as dist

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -118,3 +119,26 @@ def test_select_final_takes_the_lowest_score():
     assert best.name == "b" and scores == {"a": 2.0, "b": 1.0, "c": 3.0}
     with pytest.raises(InputError):
         select_final([], lambda c: 0.0)
+
+
+def test_a_pixel_warm_up_stage_fits_the_frames_without_running_the_scorers(tmp_path):
+    from tac_torch.chain import Targets
+    from tac_torch.train import pixel_targets
+
+    class Refuse(nn.Module):
+        def forward(self, x):
+            raise AssertionError("a pure pixel stage must not run the scorers")
+
+    scorers = TorchScorers("stand-in", Refuse(), Refuse(), {"none": "0"}, False, "cpu")
+    frames = known_pairs(2).reshape(-1, *CAMERA, 3)
+    recipe = tiny_recipe([{"name": "pixels", "steps": 8, "lr_decoder": 1e-2, "lr_muon": 0.02,
+                           "lr_latents": 0.1, "pixel": 1.0, "seg": 0.0, "pose": 0.0, "rate": 0.0}])
+    trainer = Trainer(recipe, None, scorers, tmp_path,
+                      targets=Targets(np.zeros((2, 384, 512), np.uint8), np.zeros((2, 12), np.float32)),
+                      show_progress=False)
+    trainer.pixel_targets = pixel_targets(frames, recipe.renderer_spec())
+    assert trainer.pixel_targets.shape == (2, 2, 3, SPEC["out_h"], SPEC["out_w"])
+    first = trainer.train_step()
+    for _ in range(7):
+        last = trainer.train_step()
+    assert last["pixel"] < first["pixel"] and last["seg"] == 0.0
