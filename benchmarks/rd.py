@@ -1,4 +1,4 @@
-"""Rate-distortion of classical codecs (and, later, tac's renderers) on synthetic clips.
+"""Rate-distortion of classical codecs and tac's hnerv_pair renderer on synthetic clips.
 
     seed --write_clip--> clip.mkv (the clip's "original", like the contest video)
       --each ladder setting: encode_member, decode, bicubic back up--> candidate frames
@@ -6,8 +6,10 @@
       rate = bytes / (37,545,489 x frames / 1200)   (the contest's bytes per frame)
       score = 100 seg + sqrt(10 pose) + 25 rate
 
+    seed --tac: train (--tac-preset), export, inflate through the submission's runtime--> frames
+
 Writes ``rd.md`` (a table) and ``rd.png`` (score, seg and pose against bytes) into --out.
-The tac renderer rows are not wired in yet: the table says so, and so does the last line.
+The last line states the ratio of tac's best score to the best classical score.
 
     .venv/bin/python benchmarks/rd.py --quick            # one 2 s clip, a 7-point ladder (about 1 minute on 2 cores)
     .venv/bin/python benchmarks/rd.py --seeds 0 1 --seconds 10
@@ -31,6 +33,7 @@ QUICK = {"x265": [(24, 0.45), (30, 0.45), (36, 0.45), (42, 0.45)], "av1": [(35, 
 FULL = {"x265": [(c, s) for s in (0.35, 0.45, 0.6) for c in (22, 26, 30, 34, 38, 42)],
         "av1": [(c, s) for s in (0.35, 0.45, 0.6) for c in (30, 38, 46, 54)]}
 COLOURS = {"x265": (200, 60, 40), "av1": (40, 90, 200), "tac": (30, 150, 60)}
+TAC = "tac"
 
 
 def scorers_for(args):
@@ -61,6 +64,10 @@ def run_ladder(args, scorers) -> list[dict]:
             write_clip(clip, SceneConfig(seed=seed, seconds=args.seconds), workers=0)
             clean = np.stack(list(video.decode_frames(clip)))
             ref = outputs(scorers, clean)
+            if args.tac_preset:
+                size, frames = run_tac(args, scorers, clip, Path(tmp))
+                pose, seg = scorers.distortion(ref, outputs(scorers, frames))
+                _add(rows, (TAC, args.tac_preset, 1.0), size, len(clean), pose, seg, seed)
             for family, settings in ladder.items():
                 for crf, scale in settings:
                     codec = base[family].with_settings(crf=crf, scale=scale)
@@ -69,14 +76,7 @@ def run_ladder(args, scorers) -> list[dict]:
                     size = member.stat().st_size
                     member.unlink()
                     pose, seg = scorers.distortion(ref, outputs(scorers, degraded(codec, clip, Path(tmp))))
-                    row = rows.setdefault((family, crf, scale), {"family": family, "crf": crf, "scale": scale,
-                                                                 "bytes": 0, "frames": 0, "pose": 0.0, "seg": 0.0})
-                    row["bytes"] += size
-                    row["frames"] += len(clean)
-                    row["pose"] += float(pose.sum())
-                    row["seg"] += float(seg.sum())
-                    print(f"  seed {seed} {family} crf {crf} scale {scale}: {size:,} bytes, "
-                          f"seg {seg.mean():.5f}, pose {pose.mean():.5f}", flush=True)
+                    _add(rows, (family, crf, scale), size, len(clean), pose, seg, seed)
     out = []
     for row in rows.values():
         pairs = row["frames"] // 2
@@ -88,15 +88,43 @@ def run_ladder(args, scorers) -> list[dict]:
     return sorted(out, key=lambda r: (r["family"], r["bytes"]))
 
 
+def _add(rows: dict, key: tuple, size: int, frames: int, pose: np.ndarray, seg: np.ndarray, seed: int) -> None:
+    family, crf, scale = key
+    row = rows.setdefault(key, {"family": family, "crf": crf, "scale": scale,
+                                "bytes": 0, "frames": 0, "pose": 0.0, "seg": 0.0})
+    row["bytes"] += size
+    row["frames"] += frames
+    row["pose"] += float(pose.sum())
+    row["seg"] += float(seg.sum())
+    print(f"  seed {seed} {family} {crf} scale {scale}: {size:,} bytes, "
+          f"seg {seg.mean():.5f}, pose {pose.mean():.5f}", flush=True)
+
+
+def run_tac(args, scorers, clip: Path, tmp: Path) -> tuple[int, np.ndarray]:
+    """Train hnerv_pair on ``clip``, export a submission, inflate it: (archive.zip bytes, frames)."""
+    from tac_core import harness
+    from tac_torch.export import export_submission, load_model_file
+    from tac_torch.recipe import load_recipe
+    from tac_torch.train import train
+
+    recipe = load_recipe(args.tac_preset)
+    if args.tac_steps:
+        recipe = recipe.with_total_steps(args.tac_steps)
+    result = train(recipe, clip, scorers, tmp / "train", show_progress=False)
+    model = load_model_file(result.model_path)
+    out = export_submission(tmp / "submission", model.model, model.latents, model.frames, video_name=clip.name)
+    raw = harness.run_inflate(out, [clip.name])[clip.name]
+    return (out / contract.ARCHIVE_NAME).stat().st_size, np.array(video.open_raw(raw))
+
+
 def table(rows: list[dict], args) -> str:
     lines = [f"# R-D on synthetic clips (seeds {' '.join(map(str, args.seeds))}, {args.seconds:g} s each, "
              f"scorers: {args.scorers}, axis {'proxy' if args.scorers == 'proxy' else args.scorers})", "",
              "rate = bytes / (37,545,489 x frames / 1200), the contest's bytes per frame.", "",
-             "| codec | CRF | scale | bytes | rate | seg | pose | score |", "|---|---|---|---|---|---|---|---|"]
+             "| method | CRF / recipe | scale | bytes | rate | seg | pose | score |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['family']} | {r['crf']} | {r['scale']} | {r['bytes']:,} | {r['rate']:.5f} | "
                      f"{r['seg']:.3e} | {r['pose']:.3e} | {r['score']:.3f} |")
-    lines.append("| tac renderers | | | | | | | not run yet (renderer rows come with tac's training step) |")
     return "\n".join(lines) + "\n"
 
 
@@ -145,6 +173,9 @@ def main() -> None:
     parser.add_argument("--scorers", default="proxy", help="proxy (default), stand-in, or a folder of contest weights")
     parser.add_argument("--quick", action="store_true", help="one short clip and a 7-point ladder")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--tac-preset", default="demo", help="training recipe of the tac row (default demo; "
+                        "'' leaves tac out)")
+    parser.add_argument("--tac-steps", type=int, help="scale the recipe to this many steps")
     parser.add_argument("-o", "--out", type=Path, default=Path("rd-out"), help="output folder (default rd-out)")
     args = parser.parse_args()
     if args.seconds is None:
@@ -160,10 +191,16 @@ def main() -> None:
     plot(rows, args.out / "rd.png")
     print(text)
     print(f"wrote {args.out / 'rd.md'} and {args.out / 'rd.png'} in {time.perf_counter() - started:.0f} s")
-    best = min(rows, key=lambda r: r["score"])
-    print(f"best classical: {best['family']} CRF {best['crf']} scale {best['scale']} score {best['score']:.3f}; "
-          "tac best / classical best: not measured (no tac renderer rows yet)")
-
+    classical = [r for r in rows if r["family"] != TAC]
+    best = min(classical, key=lambda r: r["score"])
+    line = f"best classical: {best['family']} CRF {best['crf']} scale {best['scale']} score {best['score']:.3f}"
+    tac = [r for r in rows if r["family"] == TAC]
+    if tac:
+        mine = min(tac, key=lambda r: r["score"])
+        print(f"{line}; tac best ({mine['crf']}) {mine['score']:.3f}; "
+              f"tac best / classical best = {mine['score'] / best['score']:.3f}")
+    else:
+        print(f"{line}; tac best / classical best: not measured (--tac-preset '')")
 
 if __name__ == "__main__":
     main()
