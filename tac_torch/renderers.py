@@ -136,11 +136,12 @@ def render_uint8(module: "HnervPair", latents: torch.Tensor, device: str | torch
     """The frames an archive stands for: uint8 pairs ``(b, 2, H, W, 3)``, RENDER_BATCH pairs at a time.
 
     The inflate runtime, the ``Renderer`` interface and training's archive scoring all render
-    through this loop, so all three see the same bytes.
+    through this loop, so all three see the same bytes. The module is moved to ``device`` in
+    channels-last memory (about 1.5x faster convolutions on CPU; the bytes are defined by this loop).
     """
     from tac_torch.frames import camera_pairs_uint8
 
-    module = module.to(device).eval()
+    module = module.to(device, memory_format=torch.channels_last).eval()
     with torch.inference_mode():
         for i in range(0, len(latents), RENDER_BATCH):
             yield camera_pairs_uint8(module(latents[i:i + RENDER_BATCH].to(device)), size)
