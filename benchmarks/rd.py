@@ -47,9 +47,7 @@ def scorers_for(args):
 
 
 def outputs(scorers, frames: np.ndarray, batch: int = 4) -> dict[str, np.ndarray]:
-    pairs = frames.reshape(-1, 2, *frames.shape[1:])
-    parts = [scorers.outputs(pairs[i:i + batch]) for i in range(0, len(pairs), batch)]
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    return scorers.outputs_batched(frames.reshape(-1, 2, *frames.shape[1:]), batch)
 
 
 def run_ladder(args, scorers) -> list[dict]:

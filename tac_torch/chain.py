@@ -162,12 +162,8 @@ def pair_targets(frames: np.ndarray, scorers: TorchScorers, *, batch_size: int =
             cached = _load(path, len(pairs))
             if cached is not None:
                 return cached
-    seg, pose = [], []
-    for i in range(0, len(pairs), batch_size):
-        out = scorers.outputs(pairs[i:i + batch_size])
-        seg.append(out["seg"])
-        pose.append(out["pose"])
-    targets = Targets(seg=np.concatenate(seg), pose=np.concatenate(pose).astype(np.float32))
+    out = scorers.outputs_batched(pairs, batch_size)
+    targets = Targets(seg=out["seg"], pose=out["pose"].astype(np.float32))
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         buf = io.BytesIO()

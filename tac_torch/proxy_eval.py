@@ -38,9 +38,7 @@ def codec_ladder() -> dict[str, object]:
 
 
 def _outputs(scorers, frames: np.ndarray) -> dict[str, np.ndarray]:
-    pairs = frames.reshape(-1, 2, *frames.shape[1:])
-    parts = [scorers.outputs(pairs[i:i + BATCH_PAIRS]) for i in range(0, len(pairs), BATCH_PAIRS)]
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    return scorers.outputs_batched(frames.reshape(-1, 2, *frames.shape[1:]), BATCH_PAIRS)
 
 
 def _accuracy(seg: np.ndarray, truth: np.ndarray) -> dict[str, float]:

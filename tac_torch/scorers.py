@@ -136,6 +136,18 @@ class TorchScorers:
             return {"pose": pose.float().cpu().numpy(),
                     "seg": seg.to(torch.uint8).cpu().numpy()}
 
+    def outputs_batched(self, pairs: np.ndarray, batch_pairs: int = contract.BATCH_SIZE) -> dict[str, np.ndarray]:
+        """``outputs`` of many pairs ``(P, 2, H, W, 3)``, ``batch_pairs`` at a time, concatenated.
+
+        Results depend on the batch size in the last bits; the evaluator's is 16 pairs.
+        """
+        if batch_pairs < 1:
+            raise InputError(f"batch size must be positive, got {batch_pairs}")
+        parts = [self.outputs(pairs[i:i + batch_pairs]) for i in range(0, len(pairs), batch_pairs)]
+        if not parts:
+            raise InputError("no pairs to score")
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
     def _tensor(self, outputs: Mapping[str, np.ndarray], key: str, which: str) -> torch.Tensor:
         try:
             value = outputs[key]
