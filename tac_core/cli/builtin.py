@@ -1,4 +1,4 @@
-"""The core commands (``backends``, ``scene``, ``archive ...``), registered like any plug-in's.
+"""The core commands (``backends``, ``scene``, ``archive ...``, ``runs``), registered like any plug-in's.
 
 Each module in ``COMMAND_MODULES`` has a ``commands()`` function returning ``Command``s.
 """
@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "tac_core.cli.backends_cmd",
     "tac_core.cli.scene_cmd",
     "tac_core.cli.archive_cmd",
+    "tac_core.cli.runs_cmd",
 )
 
 
