@@ -188,7 +188,7 @@ def run_pipeline(run_dir: Path, steps: Sequence[Step], *, from_step: str | None 
     _write_run_json(run_dir, names, meta or {})
     try:
         record_run(run_dir)
-    except OSError as exc:
+    except (OSError, InputError) as exc:      # an unwritable index must not stop the run
         log(f"could not record {run_dir} in the runs index: {exc}")
 
     outcomes: list[StepOutcome] = []
