@@ -2,7 +2,8 @@
 
     member bytes --read_archive--> architecture id 1, params = spec + {"frames": N}
         tensors (dequantised exactly as docs/archive-format.md section 4 defines)
-      --> HnervPair(spec) holding the decoder tensors, latents (P, latent_dim) float32, N
+      --> HnervPair(spec) holding the decoder tensors, latents (P, latent_dim) float32, N,
+          the output-bias sidecar (P, 2, 3) int8 codes when the member has one
 
 N is the video's frame count; P = ceil(N / 2) pairs. An odd N renders its last
 pair and keeps only the first frame of it. This module needs torch, the archive
@@ -12,9 +13,12 @@ submission, where the inflate runtime imports it (``tac_torch.export`` writes).
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import torch
 
+from tac_core.architectures import output_bias
 from tac_core.archive import Archive, read_archive
 from tac_core.errors import ArchiveError, InputError, WeightsError
 from tac_torch import renderers
@@ -34,9 +38,18 @@ def architecture_params(spec: dict[str, int], frames: int) -> dict[str, int]:
     return {**renderers.validate_spec(spec), FRAMES_PARAM: frames}
 
 
-def read_model(data: bytes) -> tuple[renderers.HnervPair, torch.Tensor, int]:
-    """The decoder (eval mode, CPU), the float32 latents ``(P, latent_dim)`` and the frame count
-    held by an ``hnerv_pair`` archive; ``ArchiveError`` when the bytes are not one."""
+class HnervArchive(NamedTuple):
+    """What an ``hnerv_pair`` member holds."""
+
+    model: renderers.HnervPair          # eval mode, CPU
+    latents: torch.Tensor               # (P, latent_dim) float32
+    frames: int                         # the video's frame count N
+    output_bias: torch.Tensor | None    # (P, 2, 3) int8 codes of the output-bias sidecar, or None
+
+
+def read_model(data: bytes) -> HnervArchive:
+    """The decoder, latents, frame count and output-bias sidecar held by an ``hnerv_pair``
+    archive; ``ArchiveError`` when the bytes are not one."""
     archive: Archive = read_archive(data)
     if archive.architecture.id != renderers.SPEC_ID:
         raise ArchiveError(f"archive holds architecture {archive.architecture.name}, "
@@ -47,6 +60,7 @@ def read_model(data: bytes) -> tuple[renderers.HnervPair, torch.Tensor, int]:
         spec = renderers.validate_spec(params)
         tensors = dict(archive.tensors)
         latents = tensors.pop(renderers.LATENTS, None)
+        bias = tensors.pop(output_bias.NAME, None)
         if latents is None or latents.ndim != 2 or latents.shape[1] != spec["latent_dim"]:
             raise ArchiveError(f"archive has no {renderers.LATENTS!r} table of shape (P, {spec['latent_dim']})")
         model = renderers.HnervPair.from_arrays(spec, tensors).eval()
@@ -56,4 +70,10 @@ def read_model(data: bytes) -> tuple[renderers.HnervPair, torch.Tensor, int]:
     if frames < 1 or pairs_for(frames) != len(latents):
         raise ArchiveError(f"archive declares {frames} frames but holds {len(latents)} latents "
                            f"(needs {pairs_for(max(frames, 1))})")
-    return model, torch.from_numpy(np.ascontiguousarray(latents, dtype=np.float32)), int(frames)
+    if bias is not None:
+        try:
+            bias = torch.from_numpy(output_bias.check_codes(bias, len(latents)))
+        except InputError as exc:
+            raise ArchiveError(f"archive's output-bias sidecar does not fit: {exc}") from None
+    return HnervArchive(model, torch.from_numpy(np.ascontiguousarray(latents, dtype=np.float32)), int(frames),
+                        bias)

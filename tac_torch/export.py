@@ -26,6 +26,7 @@ from typing import Mapping, NamedTuple
 
 import torch
 
+from tac_core.architectures import output_bias as bias_sidecar
 from tac_core.archive import Architecture, ChooserOptions, QuantSpec, Quantized, quantize, write_archive
 from tac_core.errors import InputError, WeightsError
 from tac_core.files import atomic_output
@@ -35,6 +36,7 @@ from tac_torch.quant import weight_specs
 
 MEMBER_SUFFIX = ".tac"
 MODEL_KEYS = ("spec", "decoder", "latents", "frames")
+BIAS_KEY = "output_bias"         # optional: the output-bias sidecar's codes (P, 2, 3) int8
 
 # Latents: int8 with one scale per latent dimension (axis 1). Trained latent dimensions have
 # different ranges; a per-tensor scale would waste most codes of the narrow ones, so matching
@@ -45,11 +47,13 @@ LATENT_SPEC = QuantSpec("int8_sym", axis=1)
 
 
 class ModelFile(NamedTuple):
-    """What a model file holds: the decoder, its latents and the video's frame count."""
+    """What a model file holds: the decoder, its latents, the video's frame count and, after a
+    sidecar search, the output-bias codes ``(P, 2, 3)``."""
 
     model: renderers.HnervPair
     latents: torch.Tensor
     frames: int
+    output_bias: torch.Tensor | None = None
 
 
 def member_name(video_name: str) -> str:
@@ -80,8 +84,10 @@ def archive_specs(model: torch.nn.Module) -> dict[str, QuantSpec]:
     return {**weight_specs(model, "int8_sym"), renderers.LATENTS: LATENT_SPEC}
 
 
-def archive_tensors(model: renderers.HnervPair, latents: torch.Tensor) -> dict[str, Quantized]:
-    """The quantised tensors of an archive, by ``archive_specs``."""
+def archive_tensors(model: renderers.HnervPair, latents: torch.Tensor,
+                    bias: torch.Tensor | None = None) -> dict[str, Quantized]:
+    """The quantised tensors of an archive, by ``archive_specs``; the output-bias codes, when
+    given and not all zero, stored raw as int8."""
     specs = archive_specs(model)
     arrays = model.arrays()
     missing = sorted(set(arrays) - set(specs))
@@ -89,41 +95,49 @@ def archive_tensors(model: renderers.HnervPair, latents: torch.Tensor) -> dict[s
         raise WeightsError(f"decoder tensors without a quantizer: {', '.join(missing[:4])}")
     out = {name: quantize(arrays[name], specs[name]) for name in arrays}
     out[renderers.LATENTS] = quantize(latents.detach().cpu().float().numpy(), specs[renderers.LATENTS])
+    if bias is not None and bool(bias.any()):
+        codes = bias_sidecar.check_codes(bias.detach().cpu().numpy(), len(latents))
+        out[bias_sidecar.NAME] = quantize(codes, QuantSpec("raw"))
     return out
 
 
 def build_archive(model: renderers.HnervPair, latents: torch.Tensor, frames: int,
-                  options: ChooserOptions | None = None) -> bytes:
-    """A contest-safe archive of the model for a video of ``frames`` frames."""
+                  options: ChooserOptions | None = None, output_bias: torch.Tensor | None = None) -> bytes:
+    """A contest-safe archive of the model for a video of ``frames`` frames (with its output-bias
+    sidecar when ``output_bias`` has a non-zero code)."""
     _check(model, latents, frames)
-    return write_archive(archive_tensors(model, latents),
+    return write_archive(archive_tensors(model, latents, output_bias),
                          architecture=Architecture(renderers.SPEC_ID, architecture_params(model.spec, frames)),
                          schema=renderers.archive_schema(model.spec),
                          options=options or ChooserOptions(contest_safe=True))
 
 
 def export_submission(out_dir: Path, model: renderers.HnervPair, latents: torch.Tensor, frames: int,
-                      video_name: str = "0.mkv") -> Path:
+                      video_name: str = "0.mkv", output_bias: torch.Tensor | None = None) -> Path:
     """Write a submission folder whose inflate writes ``<stem of video_name>.raw`` with ``frames`` frames."""
     from tac_core.export import write_submission
 
     member = member_name(video_name)
-    data = build_archive(model, latents, frames)       # everything is checked before anything is written
+    data = build_archive(model, latents, frames, output_bias=output_bias)   # checked before anything is written
     return write_submission(Path(out_dir), member, data)
 
 
 # --- the model file -------------------------------------------------------------
 
 def save_model_file(path: Path, model: renderers.HnervPair, latents: torch.Tensor, frames: int,
-                    extra: Mapping[str, object] | None = None) -> Path:
+                    extra: Mapping[str, object] | None = None, output_bias: torch.Tensor | None = None) -> Path:
     """Write a model file atomically (a failed write leaves no file); ``extra`` adds keys."""
     _check(model, latents, frames)
-    clash = sorted(set(extra or {}) & set(MODEL_KEYS))
+    if output_bias is not None:
+        output_bias = torch.from_numpy(bias_sidecar.check_codes(output_bias.cpu().numpy(), len(latents)))
+    clash = sorted(set(extra or {}) & {*MODEL_KEYS, BIAS_KEY})
     if clash:
         raise InputError(f"extra keys may not replace the model's own: {', '.join(clash)}")
     payload = {**(extra or {}), "spec": dict(model.spec),
                "decoder": {k: v.detach().cpu() for k, v in model.state_dict().items()},
                "latents": latents.detach().cpu().float(), "frames": int(frames)}
+    if output_bias is not None:
+        payload[BIAS_KEY] = output_bias
     buf = io.BytesIO()
     torch.save(payload, buf)
     path = Path(path)
@@ -151,9 +165,14 @@ def load_model_file(path: Path) -> ModelFile:
         raise InputError(f"{path}: 'decoder' must be a state dict of tensors")
     if not isinstance(latents, torch.Tensor):
         raise InputError(f"{path}: 'latents' must be a tensor")
+    bias = payload.get(BIAS_KEY)
     try:
         model = renderers.HnervPair.from_arrays(spec, {k: v.float().numpy() for k, v in decoder.items()})
         _check(model, latents.float(), frames)
+        if bias is not None:
+            if not isinstance(bias, torch.Tensor):
+                raise InputError(f"{BIAS_KEY!r} must be a tensor")
+            bias = torch.from_numpy(bias_sidecar.check_codes(bias.numpy(), len(latents)))
     except InputError as exc:
         raise InputError(f"{path}: {exc}") from None
-    return ModelFile(model.eval(), latents.float(), int(frames))
+    return ModelFile(model.eval(), latents.float(), int(frames), bias)

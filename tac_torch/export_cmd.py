@@ -20,10 +20,11 @@ def _run(args) -> int:
     from tac_torch.export import export_submission, load_model_file, member_name
 
     member_name(args.video_name)                        # checked before the model is read
-    model, latents, frames = load_model_file(args.model)
-    out = export_submission(args.output, model, latents, frames, video_name=args.video_name)
+    m = load_model_file(args.model)
+    out = export_submission(args.output, m.model, m.latents, m.frames, video_name=args.video_name,
+                            output_bias=m.output_bias)
     size = (out / contract.ARCHIVE_NAME).stat().st_size
-    print(f"{out}: {contract.ARCHIVE_NAME} {size:,} bytes, {frames} frames of {args.video_name}")
+    print(f"{out}: {contract.ARCHIVE_NAME} {size:,} bytes, {m.frames} frames of {args.video_name}")
     return 0
 
 

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from tac_core import contract
+from tac_core.architectures import output_bias
 from tac_core.errors import InputError
 
 
@@ -38,6 +39,18 @@ def _check_frames(frames: torch.Tensor) -> None:
     if not isinstance(frames, torch.Tensor) or frames.dim() != 5 or frames.shape[1:3] != (contract.SEQ_LEN, 3):
         shape = tuple(frames.shape) if isinstance(frames, torch.Tensor) else type(frames).__name__
         raise InputError(f"rendered pairs must be a float tensor (B, 2, 3, H, W), got {shape}")
+
+
+def add_output_bias(frames: torch.Tensor, codes: torch.Tensor | None) -> torch.Tensor:
+    """Rendered pairs ``(B,2,3,h,w)`` plus the output-bias sidecar's offsets for those pairs
+    (codes ``(B,2,3)`` x ``output_bias.STEP``); ``codes=None`` returns ``frames`` itself."""
+    if codes is None:
+        return frames
+    _check_frames(frames)
+    if tuple(codes.shape) != tuple(frames.shape[:3]):
+        raise InputError(f"output-bias codes must be {tuple(frames.shape[:3])} for these pairs, "
+                         f"got {tuple(codes.shape)}")
+    return frames + (codes.to(frames.dtype) * output_bias.STEP)[..., None, None]
 
 
 def camera_frames(frames: torch.Tensor, size: tuple[int, int] = contract.CAMERA_HW) -> torch.Tensor:

@@ -29,7 +29,8 @@ def test_archive_holds_the_fake_quantised_model_and_the_frame_count():
     assert archive.architecture.id == renderers.SPEC_ID
     assert dict(archive.architecture.params) == {**TINY, "frames": 5}
     assert archive.quantized[renderers.LATENTS].spec == LATENT_SPEC
-    back, lat, frames = read_model(data)
+    back, lat, frames, bias = read_model(data)
+    assert bias is None
     assert frames == 5 and lat.shape == (3, TINY["latent_dim"])
     specs = weight_specs(model)
     for name, p in model.named_parameters():          # what QAT trains is what the archive holds
@@ -63,7 +64,8 @@ def test_read_model_refuses_other_archives():
 def test_model_file_round_trips_and_keeps_extra_keys(tmp_path):
     model, latents = tiny_model()
     path = save_model_file(tmp_path / "m.pt", model, latents, 6, extra={"step": 12})
-    back, lat, frames = load_model_file(path)
+    back, lat, frames, bias = load_model_file(path)
+    assert bias is None
     assert frames == 6 and torch.equal(lat, latents)
     assert all(torch.equal(back.state_dict()[k], v) for k, v in model.state_dict().items())
     assert torch.load(path, weights_only=True)["step"] == 12

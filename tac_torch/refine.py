@@ -1,0 +1,157 @@
+"""``hnerv_pair`` after training: latent test-time optimisation and the output-bias sidecar.
+
+    model file (float decoder, latents)
+      --archive view: decoder weights and latents through the archive's quantisers-->
+      tto_latents: optimise the stored int8 latents through the exact quantised decoder
+        (tac_torch.tto.optimise_codes; a pair keeps new latents only where its exact score falls)
+      search_output_bias: per-pair, per-frame RGB offsets (tac_core.architectures.output_bias),
+        found the same way, kept only when the exact score with the real archive bytes falls
+      --> model file (latents x scale, the decoder unchanged, output_bias codes or none)
+
+Both steps return the model they were given when they cannot improve it, so running them never
+makes the measured score worse.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from tac_core import contract
+from tac_core.architectures import output_bias as bias_sidecar
+from tac_core.archive.packaging import pack_zip
+from tac_torch.chain import ContestChain, Targets
+from tac_torch.export import LATENT_SPEC, ModelFile, archive_specs, build_archive, member_name
+from tac_torch.frames import add_output_bias
+from tac_torch.quant import quantize_values, scale_and_zero
+from tac_torch.renderers import HnervPair, render_uint8
+from tac_torch.scorers import TorchScorers
+from tac_torch.tto import TTOResult, TTOSettings, optimise_codes
+
+# Estimated coded bits of one output-bias code (a mostly-zero int8 table): what a pair's
+# acceptance charges for its codes; the final keep-or-drop uses the real archive bytes.
+BIAS_BITS_ZERO, BIAS_BITS_NONZERO = 0.3, 7.0
+
+
+def archive_view(mf: ModelFile, device: str = "cpu") -> tuple[HnervPair, torch.Tensor, torch.Tensor]:
+    """The decoder and latents as the archive decodes them, and the latents' per-dimension scale."""
+    net = HnervPair(mf.model.spec)
+    specs = archive_specs(net)
+    net.load_state_dict({k: quantize_values(v, specs[k]) for k, v in mf.model.state_dict().items()})
+    latents = quantize_values(mf.latents, LATENT_SPEC)
+    scale, _ = scale_and_zero(mf.latents, LATENT_SPEC)
+    return net.to(device).eval(), latents.to(device), scale.to(device)
+
+
+def _bias_codes(mf: ModelFile, pairs: int) -> torch.Tensor:
+    return (mf.output_bias.to(torch.int8) if mf.output_bias is not None
+            else torch.zeros(pairs, bias_sidecar.FRAMES, bias_sidecar.CHANNELS, dtype=torch.int8))
+
+
+@dataclass
+class LatentCodes:
+    """``CodeRenderer`` over the latents: a fixed quantised decoder and fixed output biases."""
+
+    net: HnervPair
+    bias: torch.Tensor              # (P, 2, 3) int8
+    camera: tuple[int, int] = contract.CAMERA_HW
+    device: str = "cpu"
+
+    def pairs(self, codes, index):
+        return add_output_bias(self.net(codes), self.bias[index].to(self.device))
+
+    def uint8(self, codes):
+        bias = self.bias if bool(self.bias.any()) else None
+        yield from render_uint8(self.net, codes, self.device, self.camera, output_bias=bias)
+
+
+@dataclass
+class BiasCodes:
+    """``CodeRenderer`` over the output-bias codes (P, 6): fixed decoder and latents."""
+
+    net: HnervPair
+    latents: torch.Tensor
+    camera: tuple[int, int] = contract.CAMERA_HW
+    device: str = "cpu"
+
+    def pairs(self, codes, index):
+        return add_output_bias(self.net(self.latents[index]), codes.view(-1, bias_sidecar.FRAMES,
+                                                                          bias_sidecar.CHANNELS))
+
+    def uint8(self, codes):
+        q = codes.round().to(torch.int8).view(-1, bias_sidecar.FRAMES, bias_sidecar.CHANNELS)
+        yield from render_uint8(self.net, self.latents, self.device, self.camera, output_bias=q)
+
+
+def _replace(mf: ModelFile, **changes) -> ModelFile:
+    return mf._replace(**changes)
+
+
+def tto_latents(mf: ModelFile, targets: Targets, scorers: TorchScorers, settings: TTOSettings = TTOSettings(),
+                *, camera: tuple[int, int] = contract.CAMERA_HW, device: str = "cpu",
+                show_progress: bool = True) -> tuple[ModelFile, TTOResult]:
+    """Optimise the stored latents against the scorers through the exact quantised decoder."""
+    net, latents, scale = archive_view(mf, device)
+    renderer = LatentCodes(net, _bias_codes(mf, len(latents)), camera, device)
+    result = optimise_codes(renderer, latents, scale, targets, scorers, settings,
+                            chain=ContestChain(scorers, size=camera), device=device, name="tto latents",
+                            show_progress=show_progress)
+    new = result.codes.cpu()
+    if result.changed_pairs and not torch.equal(quantize_values(new, LATENT_SPEC), new):
+        # the archive would requantise these latents to other values (a float16 scale edge):
+        # keep the old ones rather than ship codes that were not measured
+        result.codes, result.after, result.changed_pairs = latents.cpu(), result.before, 0
+        new = latents.cpu()
+    return _replace(mf, latents=new), result
+
+
+def archive_bytes(mf: ModelFile) -> int:
+    """Bytes of the archive.zip that exporting ``mf`` writes."""
+    data = build_archive(mf.model, mf.latents, mf.frames, output_bias=mf.output_bias)
+    return len(pack_zip(data, member_name("0.mkv")))
+
+
+def _bias_byte_cost(q: torch.Tensor) -> np.ndarray:
+    nonzero = (q != 0).sum(dim=1).cpu().numpy().astype(np.float64)
+    return (nonzero * BIAS_BITS_NONZERO + (q.shape[1] - nonzero) * BIAS_BITS_ZERO) / 8.0
+
+
+@dataclass
+class SidecarResult:
+    """What the output-bias search kept and measured (scores include the real archive bytes)."""
+
+    kept: bool
+    score_before: float
+    score_after: float
+    bytes_before: int
+    bytes_after: int
+    pairs_with_bias: int
+    tto: TTOResult
+
+
+def search_output_bias(mf: ModelFile, targets: Targets, scorers: TorchScorers,
+                       settings: TTOSettings = TTOSettings(lr=2.0), *, original_bytes: float,
+                       camera: tuple[int, int] = contract.CAMERA_HW, device: str = "cpu",
+                       show_progress: bool = True) -> tuple[ModelFile, SidecarResult]:
+    """Search per-pair output biases; keep them only when the exact score with the real archive
+    bytes improves on the model without them."""
+    net, latents, _ = archive_view(mf, device)
+    start = _bias_codes(mf, len(latents)).view(len(latents), -1).float()
+    rate_per_byte = contract.RATE_WEIGHT / original_bytes
+    settings = TTOSettings(**{**settings.__dict__, "rate_per_byte": rate_per_byte})
+    result = optimise_codes(BiasCodes(net, latents, camera, device), start.to(device),
+                            torch.ones(1, start.shape[1], device=device), targets, scorers,
+                            settings, chain=ContestChain(scorers, size=camera), device=device,
+                            name="sidecar output bias", byte_cost=_bias_byte_cost, show_progress=show_progress)
+    codes = result.codes.cpu().round().to(torch.int8).view(-1, bias_sidecar.FRAMES, bias_sidecar.CHANNELS)
+    candidate = _replace(mf, output_bias=codes if bool(codes.any()) else None)
+    bytes_before, bytes_after = archive_bytes(mf), archive_bytes(candidate)
+    before = result.before.score(bytes_before / original_bytes)
+    after = result.after.score(bytes_after / original_bytes)
+    kept = after < before
+    chosen = candidate if kept else mf
+    n_bias = int((codes != 0).flatten(1).any(dim=1).sum()) if kept else 0
+    return chosen, SidecarResult(kept, before, after if kept else before, bytes_before,
+                                 bytes_after if kept else bytes_before, n_bias, result)
