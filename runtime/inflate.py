@@ -1,9 +1,10 @@
 """Inflate entry point: ``python inflate.py ARCHIVE_DIR INFLATED_DIR NAMES_FILE``.
 
 For each name ``X.ext`` in NAMES_FILE it writes ``INFLATED_DIR/X.raw`` from the
-archive member for ``X``, dispatched by the member's suffix: ``X.tac`` is an
-``hnerv_pair`` model (``hnerv.py``), ``X.mkv`` and the other classical suffixes a
-video (``classical.py``). Errors are one line on stderr and exit code 2.
+archive member for ``X``, dispatched by the member's suffix: ``X.tac`` is a tac
+archive, inflated by the renderer its header names (architecture id 1 ``hnerv_pair``:
+``hnerv.py``; id 2 ``mask_warp``: ``mask_warp.py``), ``X.mkv`` and the other
+classical suffixes a video (``classical.py``). Errors are one line on stderr and exit code 2.
 """
 
 from __future__ import annotations
@@ -11,13 +12,35 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from tac_core.errors import TacError
+from tac_core.archive.format import ARCH_HNERV_PAIR_V1, ARCH_MASK_WARP_V1
+from tac_core.errors import ArchiveError, TacError
 
-from . import classical, hnerv
+from . import classical, hnerv, mask_warp
 from .rawout import RawOutputError
 
 CLASSICAL_SUFFIXES = (".mkv", ".mp4", ".ivf", ".webm", ".hevc")
-INFLATERS = {hnerv.SUFFIX: hnerv.inflate_member, **{s: classical.inflate_member for s in CLASSICAL_SUFFIXES}}
+TAC_SUFFIX = hnerv.SUFFIX
+RENDERERS = {ARCH_HNERV_PAIR_V1: hnerv.inflate_member, ARCH_MASK_WARP_V1: mask_warp.inflate_member}
+
+
+def architecture_id(data: bytes) -> int:
+    """The architecture id in a tac archive's header (the header is parsed and checked whole)."""
+    import tac_core.architectures  # noqa: F401  (registers the schemas by-position headers name)
+    from tac_core.archive.reader import parse_header
+
+    return parse_header(data)[0].id
+
+
+def inflate_tac_member(member: Path, out: Path, device: str = "cpu") -> int:
+    """Inflate a ``.tac`` member with the renderer of its architecture id."""
+    arch = architecture_id(Path(member).read_bytes())
+    if arch not in RENDERERS:
+        raise ArchiveError(f"{Path(member).name}: archive holds architecture id {arch}; this runtime "
+                           f"inflates ids {', '.join(map(str, sorted(RENDERERS)))} (hnerv_pair, mask_warp)")
+    return RENDERERS[arch](member, out, device)
+
+
+INFLATERS = {TAC_SUFFIX: inflate_tac_member, **{s: classical.inflate_member for s in CLASSICAL_SUFFIXES}}
 
 
 def _device() -> str:

@@ -25,7 +25,7 @@ from tac_core.files import write_atomic
 # and the upsampling training uses, so inflated frames are the ones training scored.
 VENDORED = {
     "tac_core": ("errors.py", "contract.py", "files.py", "video.py", "archive", "architectures"),
-    "tac_torch": ("renderers.py", "frames.py", "archive_io.py"),
+    "tac_torch": ("renderers.py", "frames.py", "archive_io.py", "mask_warp.py", "mask_warp_io.py"),
 }
 
 INFLATE_SH = """#!/usr/bin/env bash

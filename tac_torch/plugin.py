@@ -103,7 +103,17 @@ def hnerv_pair_renderer(spec=None, device: str = "cpu", **options):
     return HnervPairRenderer(spec, device=device, **options)
 
 
+def mask_warp_renderer(spec=None, device: str = "cpu", **options):
+    """The ``mask_warp`` renderer for ``spec`` (the default spec when None)."""
+    from tac_torch.mask_warp import MaskWarpRenderer
+
+    return MaskWarpRenderer(spec, device=device, **options)
+
+
 @hookimpl
 def tac_register_renderers(register):
     register("hnerv_pair", hnerv_pair_renderer,
              "a per-pair latent decoded by a pixel-shuffle network into both frames (archive id 1)")
+    register("mask_warp", mask_warp_renderer,
+             "a per-pair class map painted by a class-conditioned U-Net, warped by a pose-driven flow "
+             "into the pair's first frame (archive id 2)")

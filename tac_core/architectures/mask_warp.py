@@ -172,8 +172,13 @@ def resize_class_maps(maps: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
 
 
 def _schema_entries(levels: int) -> tuple:
-    spec = make_spec(levels=levels)
-    entries = [(name, (None,) * len(shape)) for name, shape in tensor_shapes(spec).items()]
+    """Every tensor of the topology; a dimension is free unless no spec can change it (kernel
+    sizes, the 3 colour channels, the residual head's 4 outputs), which keeps the free
+    dimensions under the format's cap of 64."""
+    one = tensor_shapes(make_spec(levels=levels))
+    other = tensor_shapes(make_spec(levels=levels, classes=6, pose_dim=3, coords=0, width_0=5, width_1=9,
+                                    width_2=11, out_width=13, flow_width=17, residual_width=19))
+    entries = [(name, tuple(a if a == b else None for a, b in zip(one[name], other[name]))) for name in one]
     return tuple(entries + [(POSES, (None, None)), (CLASS_MAPS, (None, None, None))])
 
 

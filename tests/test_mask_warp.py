@@ -1,0 +1,269 @@
+"""The mask_warp renderer: the warp, class-conditioned norms, the spec, archive round trips,
+runtime dispatch, training (loss, resume) and, marked slow, compress -> inflate -> evaluate."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from tac_core import contract, registry, video  # noqa: E402
+from tac_core.architectures import mask_warp as arch  # noqa: E402
+from tac_core.archive import read_archive  # noqa: E402
+from tac_core.errors import ArchiveError, InputError  # noqa: E402
+from tac_runtime import inflate  # noqa: E402
+from tac_torch import mask_warp  # noqa: E402
+from tac_torch.mask_warp import MaskWarp, MaskWarpRenderer, warp  # noqa: E402
+from tac_torch.mask_warp_export import build_archive, export_submission  # noqa: E402
+from tac_torch.mask_warp_io import read_model  # noqa: E402
+
+TINY = arch.make_spec(out_h=16, out_w=24, levels=1, width_0=4, width_1=6, out_width=4, flow_down=2,
+                      flow_width=4, residual_width=4)
+
+
+def codes(pairs: int, spec=TINY, seed: int = 0):
+    """Blocky class maps (uint8) and poses: what an archive stores per pair."""
+    rng = np.random.default_rng(seed)
+    blocks = rng.integers(0, spec["classes"], (pairs, spec["out_h"] // 4, spec["out_w"] // 4))
+    maps = np.repeat(np.repeat(blocks, 4, axis=1), 4, axis=2).astype(np.uint8)
+    poses = torch.from_numpy(rng.normal(0, 1, (pairs, spec["pose_dim"])).astype(np.float32))
+    return maps, poses
+
+
+def lively(spec=TINY, seed: int = 3) -> MaskWarp:
+    """A seeded network whose flow, FiLM and residual are not at their neutral start."""
+    net = MaskWarp(spec, seed=seed)
+    gen = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            if name.startswith(("flow_film", "flow_out", "residual_out", "stem.norm", "fine.norm")):
+                p.add_(0.3 * torch.randn(p.shape, generator=gen))
+    return net.eval()
+
+
+# --- warp ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("hw", [(384, 512), (16, 24), (7, 13)])
+def test_zero_flow_returns_the_image_exactly(hw):
+    image = torch.rand(2, 3, *hw, generator=torch.Generator().manual_seed(0)) * 255
+    assert torch.equal(warp(image, torch.zeros(2, 2, *hw)), image)
+
+
+@pytest.mark.parametrize("dx, dy", [(3, -2), (-5, 4), (1, 0)])
+def test_an_integer_flow_moves_the_image_by_whole_pixels(dx, dy):
+    h, w = 40, 52
+    image = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(1)) * 255
+    flow = torch.zeros(1, 2, h, w)
+    flow[:, 0], flow[:, 1] = dx, dy
+    out = warp(image, flow)
+    # out[y, x] = image[y + dy, x + dx] wherever the source is inside the image
+    ys, xs = slice(max(0, -dy), h - max(0, dy)), slice(max(0, -dx), w - max(0, dx))
+    src_ys, src_xs = slice(ys.start + dy, ys.stop + dy), slice(xs.start + dx, xs.stop + dx)
+    assert torch.equal(out[..., ys, xs], image[..., src_ys, src_xs])
+    assert not torch.equal(out, image)
+
+
+def test_a_half_pixel_flow_averages_neighbours_and_the_warp_has_a_gradient():
+    image = torch.arange(12.0).view(1, 1, 1, 12).expand(1, 1, 3, 12).contiguous()
+    flow = torch.full((1, 2, 3, 12), 0.0, requires_grad=True)
+    shifted = flow + torch.tensor([0.5, 0.0]).view(1, 2, 1, 1)
+    out = warp(image, shifted)
+    assert torch.allclose(out[0, 0, 1, :11], torch.arange(11.0) + 0.5)
+    out.sum().backward()
+    assert flow.grad is not None and float(flow.grad[0, 0].abs().sum()) > 0
+
+
+def test_warp_rejects_mismatched_shapes():
+    with pytest.raises(InputError, match="warp needs"):
+        warp(torch.zeros(1, 3, 8, 8), torch.zeros(1, 2, 8, 9))
+
+
+# --- class-conditioned normalisation -------------------------------------------------
+
+def test_a_class_tables_change_moves_only_that_classes_pixels_at_the_finest_level():
+    net = lively()
+    maps, poses = codes(2)
+    cm = torch.from_numpy(maps).long()
+    with torch.no_grad():
+        onehot = net.onehot(cm)
+        before = net.second_frame(onehot)
+        net.fine.norm.gamma[2] += 0.7
+        net.fine.norm.beta[2] -= 0.5
+        after = net.second_frame(onehot)
+    changed = (after != before).any(dim=1)          # (B, H, W)
+    assert bool(changed[cm == 2].all()) and not bool(changed[cm != 2].any())
+
+
+def test_the_class_map_conditions_the_second_frame():
+    net = lively()
+    maps, poses = codes(1)
+    other = maps.copy()
+    other[0, :8] = (other[0, :8] + 1) % TINY["classes"]
+    with torch.no_grad():
+        a = net(torch.from_numpy(maps).long(), poses)[:, 1]
+        b = net(torch.from_numpy(other).long(), poses)[:, 1]
+    diff = (a - b).abs()
+    assert not torch.equal(a, b) and float(diff[..., :8, :].mean()) > float(diff[..., 8:, :].mean())
+
+
+def test_the_pose_moves_the_first_frame_only():
+    net = lively()
+    maps, poses = codes(1)
+    cm = torch.from_numpy(maps).long()
+    with torch.no_grad():
+        a, b = net(cm, poses), net(cm, poses * 3)
+    assert torch.equal(a[:, 1], b[:, 1]) and not torch.equal(a[:, 0], b[:, 0])
+    fresh = MaskWarp(TINY, seed=0).eval()          # neutral start: the first frame is the second
+    with torch.no_grad():
+        pair = fresh(cm, poses)
+    assert torch.equal(fresh.flow(fresh.onehot(cm), poses), torch.zeros(1, 2, *pair.shape[-2:]))
+    assert torch.equal(pair[:, 0], pair[:, 1])
+
+
+# --- spec ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"levels": 0}, "levels"),
+    ({"coords": 2}, "coords"),
+    ({"classes": 1}, "classes"),
+    ({"out_h": 20}, "multiple of"),
+    ({"flow_down": 9}, "flow_down"),
+    ({"width_0": 0}, "positive"),
+    ({"bogus": 3}, "unknown"),
+    ({"flow_width": -1}, "non-negative"),
+])
+def test_bad_specs_are_input_errors_that_name_the_problem(overrides, message):
+    with pytest.raises(InputError, match=message):
+        arch.make_spec(**overrides)
+
+
+def test_the_numpy_shapes_are_the_torch_state_dict_in_order():
+    for spec in (arch.make_spec(), TINY, arch.make_spec(levels=3, coords=0)):
+        state = MaskWarp(spec).state_dict()
+        shapes = arch.tensor_shapes(spec)
+        assert list(state) == list(shapes)
+        assert all(tuple(state[k].shape) == shapes[k] for k in shapes)
+    n = arch.param_count()
+    print(f"mask_warp default: {n} parameters")
+    assert 10_000 < n < 100_000
+
+
+def test_seeded_networks_are_identical_and_leave_the_global_rng_alone():
+    torch.manual_seed(123)
+    before = torch.rand(1)
+    torch.manual_seed(123)
+    a, b = MaskWarp(TINY, seed=5), MaskWarp(TINY, seed=5)
+    assert torch.equal(torch.rand(1), before)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_resize_class_maps_subsamples_by_nearest_neighbour():
+    maps = np.arange(2 * 8 * 12, dtype=np.uint8).reshape(2, 8, 12)
+    small = arch.resize_class_maps(maps, 4, 6)
+    assert np.array_equal(small, maps[:, ::2, ::2])
+    assert arch.resize_class_maps(maps, 8, 12) is maps
+
+
+# --- archive round trip ---------------------------------------------------------------
+
+@pytest.mark.parametrize("frames, spec", [(6, TINY), (5, TINY), (3, arch.make_spec(**{**TINY, "levels": 2,
+                                                                                      "width_2": 5}))])
+def test_archive_round_trip_is_exact(frames, spec):
+    pairs = -(-frames // 2)
+    net = lively(spec)
+    maps, poses = codes(pairs, spec)
+    data = build_archive(net, poses, maps, frames)
+    archive = read_archive(data)
+    assert archive.architecture.id == arch.SPEC_ID and archive.by_position == (spec["levels"] == 2)
+    decoded = read_model(data)
+    assert decoded.frames == frames
+    assert np.array_equal(decoded.class_maps.numpy(), maps)
+    assert torch.equal(decoded.poses, torch.from_numpy(archive.tensors[arch.POSES]))
+    assert float((decoded.poses - poses).abs().max()) <= float(poses.abs().max(0).values.max()) / 127
+    for name, value in decoded.model.arrays().items():
+        assert np.array_equal(value, archive.tensors[name]), name
+    assert archive.quantized["fine.conv.weight"].spec.kind == "int4_sym"
+    # the exporter's model, with its weights replaced by the stored ones, renders the same bytes
+    net.load_state_dict({k: torch.from_numpy(v) for k, v in decoded.model.arrays().items()})
+    a = np.concatenate([p.numpy() for p in mask_warp.render_uint8(net, torch.from_numpy(maps).long(), decoded.poses)])
+    b = MaskWarpRenderer(spec).render(decoded.model.arrays(), {arch.POSES: decoded.poses.numpy(),
+                                                               arch.CLASS_MAPS: maps}, range(pairs))
+    assert a.shape == (pairs, 2, *contract.CAMERA_HW, 3) and np.array_equal(a, b)
+
+
+def test_the_exporter_refuses_codes_that_do_not_fit():
+    net = MaskWarp(TINY)
+    maps, poses = codes(3)
+    with pytest.raises(InputError, match="poses of shape"):
+        build_archive(net, poses[:2], maps, 6)
+    with pytest.raises(InputError, match="class maps"):
+        build_archive(net, poses, maps[:, :8], 6)
+    bad = maps.copy()
+    bad[0, 0, 0] = TINY["classes"]
+    with pytest.raises(InputError, match="class 5"):
+        build_archive(net, poses, bad, 6)
+    with pytest.raises(InputError, match="int4_sym"):
+        build_archive(net, poses, maps, 6, weights="fp32")
+
+
+def test_an_hnerv_archive_is_not_read_as_mask_warp():
+    from tac_torch import renderers
+    from tac_torch.export import build_archive as hnerv_archive
+
+    spec = renderers.make_spec(stages=2, out_h=16, out_w=24, latent_dim=4, width_0=4, width_1=4, width_2=4)
+    data = hnerv_archive(renderers.HnervPair(spec), renderers.init_latents(1, spec), 2)
+    with pytest.raises(ArchiveError, match="not mask_warp"):
+        read_model(data)
+
+
+def test_the_registered_renderer_is_mask_warp():
+    renderer = registry.get("renderers", "mask_warp").factory(spec=TINY)
+    assert renderer.spec["renderer_id"] == arch.SPEC_ID
+    maps, poses = codes(2)
+    out = renderer.render(MaskWarp(TINY, seed=0).arrays(), {arch.POSES: poses.numpy(), arch.CLASS_MAPS: maps}, [1])
+    assert out.shape == (1, 2, *contract.CAMERA_HW, 3) and out.dtype == np.uint8
+
+
+# --- runtime ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("frames", [5, 2])
+def test_a_mask_warp_member_inflates_through_the_dispatching_runtime(tmp_path, capsys, monkeypatch, frames):
+    monkeypatch.setattr(mask_warp, "RENDER_BATCH", 2)     # several batches, the last one short
+    pairs = -(-frames // 2)
+    net = lively()
+    maps, poses = codes(pairs)
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    (folder / "clip.tac").write_bytes(build_archive(net, poses, maps, frames))
+    names = tmp_path / "names.txt"
+    names.write_text("clip.mkv\n")
+    assert inflate.main([str(folder), str(tmp_path / "out"), str(names)]) == 0
+    assert f"clip.mkv: {frames} frames" in capsys.readouterr().out
+    raw = tmp_path / "out" / "clip.raw"
+    assert raw.stat().st_size == frames * contract.FRAME_BYTES
+    decoded = read_model((folder / "clip.tac").read_bytes())
+    expected = MaskWarpRenderer(TINY).render(decoded.model.arrays(), {arch.POSES: decoded.poses.numpy(),
+                                                                      arch.CLASS_MAPS: maps}, range(pairs))
+    assert np.array_equal(video.open_raw(raw), expected.reshape(-1, *contract.CAMERA_HW, 3)[:frames])
+
+
+def test_an_unknown_architecture_id_is_one_line_and_exit_2(tmp_path, capsys):
+    from tac_core.archive import Architecture, write_archive
+
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    (folder / "0.tac").write_bytes(write_archive({"x": np.zeros(3, np.float32)}, architecture=Architecture(70000)))
+    names = tmp_path / "names.txt"
+    names.write_text("0.mkv\n")
+    assert inflate.main([str(folder), str(tmp_path / "out"), str(names)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "architecture id 70000" in err
+
+
+def test_an_exported_submission_vendors_the_mask_warp_runtime(tmp_path):
+    maps, poses = codes(2)
+    out = export_submission(tmp_path / "sub", lively(), poses, maps, 4, video_name="clip.mkv")
+    for name in ("mask_warp.py", "mask_warp_io.py"):
+        assert (out / "tac_torch" / name).is_file()
+    assert (out / "runtime" / "mask_warp.py").is_file() and (out / contract.ARCHIVE_NAME).is_file()
