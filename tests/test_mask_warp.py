@@ -267,3 +267,124 @@ def test_an_exported_submission_vendors_the_mask_warp_runtime(tmp_path):
     for name in ("mask_warp.py", "mask_warp_io.py"):
         assert (out / "tac_torch" / name).is_file()
     assert (out / "runtime" / "mask_warp.py").is_file() and (out / contract.ARCHIVE_NAME).is_file()
+
+
+# --- training -----------------------------------------------------------------------
+
+CAMERA = (48, 64)                       # a reduced camera: the scorers resize to 384x512 anyway
+
+
+class _TinyPose(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(12, 8, 4, stride=4)
+        self.head = torch.nn.Linear(8, 12)
+
+    def forward(self, x):
+        return {"pose": self.head(torch.tanh(self.conv(x / 64.0)).mean(dim=(2, 3)))}
+
+
+def tiny_scorers(seed: int = 0):
+    """Seeded one-layer scorers with the contest interfaces: fast plumbing for training tests."""
+    from tac_torch.scorers import TorchScorers
+
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        seg, pose = torch.nn.Conv2d(3, 5, 3, padding=1), _TinyPose()
+        with torch.no_grad():
+            seg.weight.mul_(1 / 64)
+    return TorchScorers("stand-in", seg, pose, {"tiny": str(seed)}, False, "cpu")
+
+
+def tiny_config(**train):
+    from tac_torch.mask_warp_train import config_from_dict
+
+    head = {"name": "tiny", "batch_pairs": 1, "checkpoint_every": 1, "camera_h": CAMERA[0],
+            "camera_w": CAMERA[1], "float_steps": 2, "qat_steps": 2, "lr": 1e-2, "lr_qat": 3e-3, "warmup": 0}
+    return config_from_dict({"train": {**head, **train}, "spec": dict(TINY)})
+
+
+def clip_frames(n: int, seed: int = 0) -> np.ndarray:
+    """Smooth moving colour ramps at the reduced camera size, uint8 (n, 48, 64, 3)."""
+    yy, xx = np.mgrid[0:CAMERA[0], 0:CAMERA[1]].astype(np.float32)
+    frames = [np.stack([(xx * 4 + 9 * i + seed) % 256, yy * 5, (xx + yy) * 2 + 20 * i], -1) for i in range(n)]
+    return np.clip(frames, 0, 255).astype(np.uint8)
+
+
+def test_configs_are_checked_and_presets_load():
+    from tac_torch.mask_warp_train import config_from_dict, load_config
+
+    for name in ("demo", "mask_warp_contest"):
+        config = load_config(name)
+        assert config.total_steps > 0 and config.weights in ("int4_sym", "int8_sym")
+        MaskWarp(config.renderer_spec())
+    with pytest.raises(InputError, match="unknown key 'lrr'"):
+        config_from_dict({"train": {"lrr": 1.0}})
+    with pytest.raises(InputError, match="unknown table"):
+        config_from_dict({"stage": []})
+    with pytest.raises(InputError, match="weights"):
+        config_from_dict({"train": {"weights": "fp4_e2m1"}})
+    with pytest.raises(InputError, match=r"\[spec\]"):
+        config_from_dict({"spec": {"levels": 9}})
+    with pytest.raises(InputError, match="float_steps"):
+        config_from_dict({"train": {"float_steps": -1}})
+    config = tiny_config(warmup=2, float_steps=4, lr=1.0, lr_qat=0.5, lr_floor=0.1)
+    assert [config.phase_at(s) for s in (0, 1, 2, 4)] == [(False, 0.5), (False, 1.0), (False, 1.0), (True, 0.5)]
+    assert config.phase_at(5) == (True, pytest.approx(0.5 * (0.1 + 0.9 * 0.5)))   # half-way down the cosine
+
+
+def test_stored_codes_follow_the_targets_and_cover_an_odd_last_frame():
+    from tac_torch.chain import Targets
+    from tac_torch.mask_warp_train import stored_codes
+
+    seg = np.random.default_rng(0).integers(0, 5, (2, 384, 512)).astype(np.uint8)
+    pose = np.arange(24, dtype=np.float32).reshape(2, 12)
+    maps, poses = stored_codes(Targets(seg, pose), TINY, 5)
+    assert maps.shape == (3, 16, 24) and maps.dtype == np.uint8
+    assert np.array_equal(maps[:2], arch.resize_class_maps(seg, 16, 24)) and np.array_equal(maps[2], maps[1])
+    assert torch.equal(poses[:2], torch.from_numpy(pose[:, :6])) and torch.equal(poses[2], poses[1])
+    with pytest.raises(InputError, match="scored pairs"):
+        stored_codes(Targets(seg, pose), TINY, 9)
+
+
+def test_a_few_steps_lower_the_loss(tmp_path):
+    from tac_torch.chain import pair_targets
+    from tac_torch.mask_warp_train import MaskWarpTrainer
+
+    scorers = tiny_scorers()
+    frames = clip_frames(2)
+    targets = pair_targets(frames, scorers, cache_dir=tmp_path)
+    trainer = MaskWarpTrainer(tiny_config(float_steps=3, qat_steps=0, rate=0.0), None, scorers, tmp_path / "out",
+                              targets=targets, show_progress=False)
+    with torch.no_grad():
+        first = float(trainer.losses(trainer.pairs_at(0), qat=False)["loss"])
+    for _ in range(3):
+        trainer.train_step()
+    with torch.no_grad():
+        last = float(trainer.losses(trainer.pairs_at(0), qat=False)["loss"])
+    assert last < first, (first, last)
+
+
+def test_interrupted_and_resumed_training_equals_straight_through(tmp_path):
+    from tac_torch.checkpoint import latest_checkpoint
+    from tac_torch.mask_warp_train import MaskWarpTrainer
+
+    scorers, config, frames = tiny_scorers(), tiny_config(), clip_frames(5)
+    straight = MaskWarpTrainer(config, frames, scorers, tmp_path / "a", show_progress=False).run()
+    assert straight.finished and straight.step == 4 and straight.frames == 5
+    assert straight.class_maps.shape == (3, 16, 24) and straight.poses.shape == (3, 6)
+
+    part = MaskWarpTrainer(config, frames, scorers, tmp_path / "b", show_progress=False).run(stop_after=3)
+    assert not part.finished and part.step == 3 and part.checkpoint == latest_checkpoint(tmp_path / "b")
+    with pytest.raises(InputError, match="--resume"):
+        MaskWarpTrainer(config, frames, scorers, tmp_path / "b", show_progress=False).run()
+    with pytest.raises(InputError, match="uses recipe"):
+        MaskWarpTrainer(tiny_config(seed=4), frames, scorers, tmp_path / "b", show_progress=False).run(resume=True)
+    resumed = MaskWarpTrainer(config, frames, scorers, tmp_path / "b", show_progress=False).run(resume=True)
+    assert resumed.finished
+    a, b = straight.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not torch.equal(a["fine.conv.weight"], MaskWarp(TINY, seed=0).state_dict()["fine.conv.weight"])
+    # the trained network exports and renders (the archive round trip is tested above)
+    data = build_archive(resumed.model, resumed.poses, resumed.class_maps, resumed.frames)
+    assert read_model(data).frames == 5

@@ -1,0 +1,338 @@
+"""Training a ``mask_warp`` renderer through the frozen scorers, and ``compress_mask_warp``.
+
+    frames --pair_targets (exact path, cached)--> targets: seg classes (P, 384, 512), pose (P, 12)
+      --stored_codes--> class maps (P', out_h, out_w) u1, poses (P', 6); P' = ceil(N / 2)
+    step s: pairs = randperm(P, seed=(config.seed, s))[:batch_pairs]
+      net(class maps, int8-quantised poses) [int4 fake-quantised weights in the QAT phase]
+        --ContestChain--> score_loss --> Adam (warm-up, then cosine within each phase)
+      checkpoint every N steps and at the end of each phase
+    end: the network with the codes --mask_warp_export--> archive --> submission folder
+
+The renderer always sees the poses the archive will hold (int8 per dimension), and
+in the QAT phase the weights it will hold; sampling depends only on (seed, step)
+and every state is checkpointed, so a resumed run ends with the same weights as one
+that ran straight through.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from tac_core import contract
+from tac_core.errors import InputError
+from tac_core.progress import progress
+from tac_torch import checkpoint as ckpt
+from tac_torch.archive_io import pairs_for
+from tac_torch.chain import ContestChain, Targets, pair_targets
+from tac_torch.losses import LossWeights, score_loss
+from tac_torch.mask_warp import MaskWarp, make_spec, resize_class_maps
+from tac_torch.mask_warp_export import POSE_SPEC, WEIGHT_KINDS, archive_specs, export_submission
+from tac_torch.quant import fake_quantized_params, quantize_values
+from tac_torch.recipe import _check_fields, _known
+from tac_torch.train import _data_key, load_frames
+
+PRESETS = ("demo", "contest")
+PRESET_PREFIX = "mask_warp_"            # presets/mask_warp_<name>.toml
+
+
+# --- configuration --------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class MaskWarpConfig:
+    """A whole ``mask_warp`` training run: spec overrides, sampling, the two phases, loss weights."""
+
+    name: str
+    spec: Mapping[str, int] = field(default_factory=dict)
+    seed: int = 0
+    batch_pairs: int = 1
+    checkpoint_every: int = 25
+    camera_h: int = contract.CAMERA_HW[0]
+    camera_w: int = contract.CAMERA_HW[1]
+    float_steps: int = 60              # phase 1: float weights
+    qat_steps: int = 30                # phase 2: weights fake-quantised as the archive stores them
+    lr: float = 3e-3                   # Adam, phase 1 (after the warm-up)
+    lr_qat: float = 1e-3               # Adam, phase 2
+    lr_floor: float = 0.1              # each phase's cosine decays to lr_floor x its rate
+    warmup: int = 5                    # linear warm-up steps at the start of phase 1
+    weights: str = "int4_sym"          # the network's quantizer (rank >= 2 tensors)
+    seg: float = contract.SEG_WEIGHT
+    pose: float = 1.0
+    rate: float = contract.RATE_WEIGHT
+    margin: float = 2.0
+    temperature: float = 0.5
+    boost: float = 3.0
+    source: str = "<config>"           # where it was read from (not part of the fingerprint)
+
+    def __post_init__(self):
+        _check_fields(self, "[train]", self.source, skip=("spec", "source"))
+        for key in ("float_steps", "qat_steps", "warmup"):
+            if getattr(self, key) < 0:
+                raise InputError(f"{self.source}: [train] key {key!r} must be >= 0, got {getattr(self, key)}")
+        if self.total_steps < 1:
+            raise InputError(f"{self.source}: [train] needs float_steps + qat_steps >= 1")
+        if not self.lr > 0 or self.lr_qat < 0:
+            raise InputError(f"{self.source}: [train] needs lr > 0 and lr_qat >= 0")
+        if self.weights not in WEIGHT_KINDS:
+            raise InputError(f"{self.source}: [train] key 'weights' must be one of {', '.join(WEIGHT_KINDS)}, "
+                             f"got {self.weights!r}")
+        try:
+            object.__setattr__(self, "spec", dict(self.spec))
+            make_spec(**self.spec)
+        except (InputError, TypeError) as exc:
+            raise InputError(f"{self.source}: [spec]: {exc}") from None
+
+    @property
+    def total_steps(self) -> int:
+        return self.float_steps + self.qat_steps
+
+    @property
+    def camera(self) -> tuple[int, int]:
+        return (self.camera_h, self.camera_w)
+
+    def renderer_spec(self) -> dict[str, int]:
+        return make_spec(**self.spec)
+
+    def loss_weights(self) -> LossWeights:
+        return LossWeights(seg=self.seg, pose=self.pose, rate=self.rate, margin=self.margin,
+                           temperature=self.temperature, boost=self.boost)
+
+    def phase_at(self, step: int) -> tuple[bool, float]:
+        """(QAT on?, learning rate) at global ``step``: warm-up, then a cosine per phase."""
+        qat = step >= self.float_steps
+        k, n, lr = (step - self.float_steps, self.qat_steps, self.lr_qat) if qat else (step, self.float_steps, self.lr)
+        warm = 0 if qat else self.warmup
+        if k < warm:
+            return qat, lr * (k + 1) / warm
+        t = min(1.0, (k - warm) / max(1, n - warm))
+        return qat, lr * (self.lr_floor + (1 - self.lr_floor) * 0.5 * (1 + math.cos(math.pi * t)))
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("source")
+        return d
+
+    def fingerprint(self) -> str:
+        """sha256 of the canonical JSON of everything but ``source``."""
+        return hashlib.sha256(json.dumps(self.as_dict(), sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def config_from_dict(data: Mapping[str, Any], source: str = "<config>") -> MaskWarpConfig:
+    """A ``MaskWarpConfig`` from parsed TOML (tables ``train`` and ``spec``); unknown keys are errors."""
+    unknown = sorted(set(data) - {"train", "spec"})
+    if unknown:
+        raise InputError(f"{source}: unknown table {unknown[0]!r} (known: train, spec)")
+    head = _known(data.get("train", {}), MaskWarpConfig, "[train]", source)
+    head.setdefault("name", Path(source).stem)
+    spec = data.get("spec", {})
+    if not isinstance(spec, dict):
+        raise InputError(f"{source}: [spec] must be a table of integers")
+    try:
+        return MaskWarpConfig(spec=spec, source=source, **head)
+    except TypeError as exc:
+        raise InputError(f"{source}: [train]: {exc}") from None
+
+
+def load_config(preset_or_path: str | Path) -> MaskWarpConfig:
+    """A config from a preset name (``demo``, ``contest``, or ``mask_warp_demo`` ...) or a TOML path."""
+    name = str(preset_or_path)
+    short = name[len(PRESET_PREFIX):] if name.startswith(PRESET_PREFIX) else name
+    if short in PRESETS:
+        text = resources.files("tac_torch").joinpath("presets", f"{PRESET_PREFIX}{short}.toml").read_text()
+        source = f"preset {PRESET_PREFIX}{short}"
+    else:
+        path = Path(name)
+        if not path.is_file():
+            raise InputError(f"{path}: mask_warp config not found (or use a preset: {', '.join(PRESETS)})")
+        text, source = path.read_text(), str(path)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{source}: not valid TOML ({exc})") from None
+    return config_from_dict(data, source)
+
+
+# --- the stored codes -----------------------------------------------------------------
+
+def stored_codes(targets: Targets, spec: Mapping[str, int], frames: int) -> tuple[np.ndarray, torch.Tensor]:
+    """The per-pair codes an archive stores for a video of ``frames`` frames: class maps
+    ``(P, out_h, out_w)`` uint8 (the targets' SegNet classes, nearest-resized) and float poses
+    ``(P, pose_dim)`` (the first values of PoseNet's output), P = ceil(frames / 2). An odd frame
+    count's last pair, which no sample scores, repeats the last scored pair's codes."""
+    p = pairs_for(frames)
+    if len(targets) not in (p, p - 1) or len(targets) == 0:
+        raise InputError(f"{frames} frames make {frames // 2} scored pairs; the targets have {len(targets)}")
+    maps = resize_class_maps(np.asarray(targets.seg, dtype=np.uint8), spec["out_h"], spec["out_w"])
+    if int(maps.max(initial=0)) >= spec["classes"]:
+        raise InputError(f"the targets hold class {int(maps.max())}; the spec has {spec['classes']} classes")
+    poses = torch.from_numpy(np.ascontiguousarray(targets.pose[:, :spec["pose_dim"]], dtype=np.float32))
+    if len(targets) < p:
+        maps, poses = np.concatenate([maps, maps[-1:]]), torch.cat([poses, poses[-1:]])
+    return np.ascontiguousarray(maps), poses
+
+
+# --- the run ------------------------------------------------------------------------------
+
+@dataclass
+class MaskWarpResult:
+    """Where a run stopped; when finished, the network and the codes an export needs."""
+
+    step: int
+    finished: bool
+    checkpoint: Path | None
+    model: MaskWarp | None = None
+    poses: torch.Tensor | None = None           # (P, pose_dim) float, as the archive quantises them
+    class_maps: np.ndarray | None = None        # (P, out_h, out_w) uint8
+    frames: int = 0
+
+
+class MaskWarpTrainer:
+    """One training run of ``config`` on a clip; ``run`` trains, checkpoints and finishes."""
+
+    def __init__(self, config: MaskWarpConfig, video: Path | np.ndarray | None, scorers, out_dir: Path, *,
+                 device: str = "cpu", targets: Targets | None = None, show_progress: bool = True):
+        self.config, self.scorers, self.out_dir = config, scorers, Path(out_dir)
+        self.device, self.show_progress = device, show_progress
+        if targets is None:
+            if video is None:
+                raise InputError("training needs a video (or precomputed targets)")
+            frames = load_frames(video)
+            self.frames = len(frames)
+            targets = pair_targets(frames, scorers)
+            del frames
+        else:
+            self.frames = 2 * len(targets)
+        self.targets, self.data_key = targets, _data_key(targets)
+        self.n_pairs = len(targets)
+        self.batch = min(config.batch_pairs, self.n_pairs)
+        self.spec = config.renderer_spec()
+        self.class_maps, self.poses = stored_codes(targets, self.spec, self.frames)
+        self.maps_t = torch.from_numpy(self.class_maps).long().to(device)
+        self.poses_q = quantize_values(self.poses, POSE_SPEC).to(device)      # what the archive will hold
+        self.original_bytes = int(round(contract.contest_equivalent_original_bytes(2 * self.n_pairs)))
+        self.net = MaskWarp(self.spec, seed=config.seed).to(device)
+        self.specs = {k: v for k, v in archive_specs(self.net, config.weights).items() if k in
+                      dict(self.net.named_parameters())}
+        self.chain = ContestChain(scorers, size=config.camera)
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.lr)
+        self.step = 0
+
+    def state(self) -> dict:
+        return {"recipe_fingerprint": self.config.fingerprint(), "recipe_name": self.config.name,
+                "config": json.dumps(self.config.as_dict(), sort_keys=True), "data_key": self.data_key,
+                "network": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
+                "adam": self.optimizer.state_dict(), "rng": ckpt.rng_state()}
+
+    def restore(self, path: Path) -> None:
+        """Continue from the checkpoint at ``path`` (``CheckpointError`` when it does not fit)."""
+        state = ckpt.load_checkpoint(path, self.config.fingerprint(), self.data_key,
+                                     recipe_name=self.config.name)
+        try:
+            self.net.load_state_dict(state["network"])
+            self.optimizer.load_state_dict(state["adam"])
+            ckpt.set_rng_state(state["rng"])
+            self.step = int(state["step"])
+        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+            raise ckpt.CheckpointError(f"{path}: checkpoint does not fit this run ({exc})") from None
+
+    def pairs_at(self, step: int) -> torch.Tensor:
+        """The pair indices trained at ``step``: a prefix of a permutation seeded by (seed, step)."""
+        gen = torch.Generator().manual_seed(self.config.seed * 1_000_003 + step)
+        return torch.randperm(self.n_pairs, generator=gen)[:self.batch]
+
+    def losses(self, index: torch.Tensor, qat: bool) -> dict[str, torch.Tensor]:
+        """The loss parts on pairs ``index`` (weights fake-quantised when ``qat``)."""
+        weights = self.config.loss_weights()
+        params = fake_quantized_params(self.net, self.specs) if qat else dict(self.net.named_parameters())
+        idx = index.to(self.device)
+        rendered = torch.func.functional_call(self.net, params, (self.maps_t[idx], self.poses_q[idx]))
+        out = self.chain(rendered)
+        seg_t, pose_t = self.targets.batch(index.numpy(), self.device)
+        rate = weights.rate > 0
+        return score_loss(out.pose, out.seg_logits, pose_t, seg_t, weights=weights,
+                          params=dict(self.net.named_parameters()) if rate else None,
+                          specs=self.specs if rate else None, original_bytes=self.original_bytes)
+
+    def train_step(self) -> dict[str, float]:
+        """One Adam step at ``self.step``; returns the loss parts as floats."""
+        qat, lr = self.config.phase_at(self.step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.net.train()
+        parts = self.losses(self.pairs_at(self.step), qat)
+        self.optimizer.zero_grad(set_to_none=True)
+        parts["loss"].backward()
+        self.optimizer.step()
+        self.step += 1
+        return {k: float(v.detach()) for k, v in parts.items()}
+
+    def run(self, *, resume: bool = False, stop_after: int | None = None) -> MaskWarpResult:
+        """Train to the end (or until ``stop_after`` steps in all), checkpointing as it goes."""
+        last = ckpt.latest_checkpoint(self.out_dir)
+        if resume and last is not None:
+            self.restore(last)
+        elif not resume and last is not None:
+            raise InputError(f"{self.out_dir} already holds checkpoints ({last.name}); pass --resume to "
+                             "continue that run or choose a new output folder")
+        total = self.config.total_steps
+        end = total if stop_after is None else min(total, stop_after)
+        phase_ends = {self.config.float_steps, total}
+        bar = progress(total=total, desc=f"train mask_warp {self.config.name}", unit="step",
+                       disable=not self.show_progress)
+        bar.update(self.step)
+        saved = last if resume else None
+        try:
+            while self.step < end:
+                qat = self.config.phase_at(self.step)[0]
+                parts = self.train_step()
+                bar.set_postfix(phase="qat" if qat else "float", loss=f"{parts['loss']:.4g}",
+                                seg=f"{parts['seg']:.3g}", pose=f"{parts['pose']:.3g}", refresh=False)
+                bar.update(1)
+                if self.step in phase_ends or self.step % self.config.checkpoint_every == 0 or self.step == end:
+                    saved = ckpt.save_checkpoint(self.out_dir, self.step, self.state())
+        finally:
+            bar.close()
+        if self.step < total:
+            return MaskWarpResult(self.step, False, saved)
+        model = MaskWarp(self.spec)
+        model.load_state_dict({k: v.detach().cpu() for k, v in self.net.state_dict().items()})
+        return MaskWarpResult(self.step, True, saved, model.eval(), self.poses.clone(), self.class_maps.copy(),
+                              self.frames)
+
+
+def train_mask_warp(config: MaskWarpConfig, video: Path | np.ndarray, scorers, out_dir: Path, *,
+                    device: str = "cpu", resume: bool = False, stop_after: int | None = None,
+                    show_progress: bool = True) -> MaskWarpResult:
+    """Train ``config`` on ``video`` (a path or uint8 frames) into ``out_dir`` (checkpoints)."""
+    trainer = MaskWarpTrainer(config, video, scorers, out_dir, device=device, show_progress=show_progress)
+    return trainer.run(resume=resume, stop_after=stop_after)
+
+
+WORK = Path("work") / "train-mask_warp"
+
+
+def compress_mask_warp(video: Path, scorers, out: Path, config: MaskWarpConfig | str | Path = "demo", *,
+                       device: str = "cpu", resume: bool = False, show_progress: bool = True) -> Path:
+    """Train a ``mask_warp`` renderer on ``video``, export it and write the submission folder
+    ``out`` (archive.zip, inflate.sh, runtime); training's checkpoints go to ``out/work/``.
+    ``config`` is a ``MaskWarpConfig``, a preset name or a TOML path."""
+    if not isinstance(config, MaskWarpConfig):
+        config = load_config(config)
+    video, out = Path(video), Path(out)
+    if not video.is_file():
+        raise InputError(f"{video}: video not found")
+    result = train_mask_warp(config, video, scorers, out / WORK, device=device, resume=resume,
+                             show_progress=show_progress)
+    if not result.finished:
+        raise InputError(f"training stopped at step {result.step}; rerun with resume to finish it")
+    return export_submission(out, result.model, result.poses, result.class_maps, result.frames,
+                             video_name=video.name, weights=config.weights)
