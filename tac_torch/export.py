@@ -106,9 +106,12 @@ def build_archive(model: renderers.HnervPair, latents: torch.Tensor, frames: int
     """A contest-safe archive of the model for a video of ``frames`` frames (with its output-bias
     sidecar when ``output_bias`` has a non-zero code)."""
     _check(model, latents, frames)
-    return write_archive(archive_tensors(model, latents, output_bias),
+    tensors = archive_tensors(model, latents, output_bias)
+    # the v1 schema does not list the sidecar: an archive holding it names its tensors inline
+    schema = renderers.archive_schema(model.spec) if bias_sidecar.NAME not in tensors else None
+    return write_archive(tensors,
                          architecture=Architecture(renderers.SPEC_ID, architecture_params(model.spec, frames)),
-                         schema=renderers.archive_schema(model.spec),
+                         schema=schema,
                          options=options or ChooserOptions(contest_safe=True))
 
 

@@ -3,11 +3,14 @@
     [recipe]  name, seed, batch_pairs, checkpoint_every, camera_h/camera_w, latent_scale
     [spec]    overrides of the hnerv_pair default spec (tac_torch.renderers.make_spec)
     [[stage]] name, steps, learning rates, weight decay, qat, ema_decay, loss weights, schedule
+    [tto]     after training: test-time optimisation of the latents (enabled, max_epochs, min_gain,
+              lr, batch_pairs)
+    [sidecar] then the output-bias sidecar search, same keys
 
 Every key is checked when the recipe is built: an unknown key, a wrong type
 or a value out of range is an ``InputError`` naming the key and the file. A
-recipe's fingerprint (sha256 of its canonical JSON) is stored in checkpoints
-so a run is never resumed under another recipe.
+recipe's fingerprint (sha256 of its canonical JSON, training tables only) is
+stored in checkpoints so a run is never resumed under another recipe.
 """
 
 from __future__ import annotations
@@ -70,6 +73,25 @@ class Stage:
 
 
 @dataclass(frozen=True)
+class Refine:
+    """A test-time optimisation after training (``[tto]``: the latents; ``[sidecar]``: the output
+    biases): epochs over the clip's pairs, stopping early once an epoch gains under ``min_gain``."""
+
+    enabled: bool = True
+    max_epochs: int = 2
+    min_gain: float = 1e-4
+    lr: float = 1.0                   # Adam step in code units
+    batch_pairs: int = 4
+
+    def settings(self, seed: int = 0):
+        """The ``tac_torch.tto.TTOSettings`` of this table (0 epochs when disabled)."""
+        from tac_torch.tto import TTOSettings
+
+        return TTOSettings(max_epochs=self.max_epochs if self.enabled else 0, min_gain=self.min_gain,
+                           lr=self.lr, batch_pairs=self.batch_pairs, seed=seed)
+
+
+@dataclass(frozen=True)
 class Recipe:
     """A whole training run. ``spec`` holds overrides of the default hnerv_pair spec."""
 
@@ -82,10 +104,14 @@ class Recipe:
     camera_h: int = contract.CAMERA_HW[0]
     camera_w: int = contract.CAMERA_HW[1]
     latent_scale: float = 0.1
+    tto: Refine = field(default_factory=Refine)
+    sidecar: Refine = field(default_factory=Refine)
     source: str = "<recipe>"          # where it was read from (not part of the fingerprint)
 
     def __post_init__(self):
-        _check_fields(self, "recipe", self.source, skip=("stages", "spec", "source"))
+        _check_fields(self, "recipe", self.source, skip=("stages", "spec", "source", "tto", "sidecar"))
+        _check_fields(self.tto, "[tto]", self.source)
+        _check_fields(self.sidecar, "[sidecar]", self.source)
         if not self.stages:
             raise InputError(f"{self.source}: a recipe needs at least one [[stage]]")
         names = [s.name for s in self.stages]
@@ -141,13 +167,15 @@ class Recipe:
         return replace(self, stages=tuple(replace(s, steps=n) for s, n in zip(self.stages, steps)))
 
     def as_dict(self) -> dict[str, Any]:
+        """The training part of the recipe (what checkpoints must match): no ``[tto]``/``[sidecar]``."""
         d = asdict(self)
-        d.pop("source")
+        for key in ("source", "tto", "sidecar"):
+            d.pop(key)
         d["stages"] = [asdict(s) for s in self.stages]
         return d
 
     def fingerprint(self) -> str:
-        """sha256 of the canonical JSON of everything but ``source``."""
+        """sha256 of the canonical JSON of ``as_dict`` (training only; refinement settings excluded)."""
         text = json.dumps(self.as_dict(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
 
@@ -160,6 +188,7 @@ _RANGES = {  # name: (low, high, low inclusive)
     "lr_floor": (0, 1, True), "latent_scale": (0, None, False), "seg": (0, None, True),
     "pose": (0, None, True), "rate": (0, None, True), "margin": (0, None, True),
     "temperature": (0, None, False), "boost": (0, None, True), "pixel": (0, None, True),
+    "max_epochs": (0, None, True), "min_gain": (0, None, True), "lr": (0, None, False),
 }
 
 
@@ -188,7 +217,7 @@ def _check_fields(obj, where: str, source: str, skip: tuple[str, ...] = ()) -> N
 
 
 def _known(table: Mapping[str, Any], cls, where: str, source: str, extra: tuple[str, ...] = ()) -> dict:
-    allowed = {f.name for f in fields(cls)} - {"stages", "spec", "source"} | set(extra)
+    allowed = {f.name for f in fields(cls)} - {"stages", "spec", "source", "tto", "sidecar"} | set(extra)
     unknown = sorted(set(table) - allowed)
     if unknown:
         raise InputError(f"{source}: unknown key {unknown[0]!r} in {where} "
@@ -198,9 +227,9 @@ def _known(table: Mapping[str, Any], cls, where: str, source: str, extra: tuple[
 
 def recipe_from_dict(data: Mapping[str, Any], source: str = "<recipe>") -> Recipe:
     """A ``Recipe`` from parsed TOML (tables ``recipe``, ``spec`` and the array ``stage``)."""
-    unknown = sorted(set(data) - {"recipe", "spec", "stage"})
+    unknown = sorted(set(data) - {"recipe", "spec", "stage", "tto", "sidecar"})
     if unknown:
-        raise InputError(f"{source}: unknown table {unknown[0]!r} (known: recipe, spec, stage)")
+        raise InputError(f"{source}: unknown table {unknown[0]!r} (known: recipe, spec, stage, tto, sidecar)")
     head = _known(data.get("recipe", {}), Recipe, "[recipe]", source)
     if "name" not in head:
         head["name"] = Path(source).stem
@@ -220,7 +249,13 @@ def recipe_from_dict(data: Mapping[str, Any], source: str = "<recipe>") -> Recip
     spec = data.get("spec", {})
     if not isinstance(spec, dict):
         raise InputError(f"{source}: [spec] must be a table of integers")
-    return Recipe(stages=tuple(built), spec=spec, source=source, **head)
+    refine = {}
+    for table in ("tto", "sidecar"):
+        if table in data:
+            if not isinstance(data[table], dict):
+                raise InputError(f"{source}: [{table}] must be a table")
+            refine[table] = Refine(**_known(data[table], Refine, f"[{table}]", source))
+    return Recipe(stages=tuple(built), spec=spec, source=source, **head, **refine)
 
 
 def load_recipe(preset_or_path: str | Path) -> Recipe:

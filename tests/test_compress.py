@@ -1,6 +1,7 @@
 """`tac compress`, the main job, end to end."""
 
 import json
+from importlib import resources
 
 import pytest
 
@@ -26,8 +27,29 @@ def test_classical_method_prints_a_labelled_table(tmp_path, small_clip, capsys):
     assert main(["compress", str(small_clip), "-o", str(out), "--method", "x265", "--stand-in"]) == 0
     text = capsys.readouterr().out
     assert "x265 crf30 x0.45" in text and "stand-in" in text
-    assert json.loads((out / "score.json").read_text())["axis"] == "stand-in"
-    assert (out / "inflated" / "clip.raw").stat().st_size == 6 * 874 * 1164 * 3
+    record = json.loads((out / "score.json").read_text())
+    assert record["axis"] == "stand-in" and record["samples"] == 3 and "clip.mkv" in record["inflated_sha256"]
+    assert (out / "archive.zip").stat().st_size == record["archive_bytes"]
+
+
+def _ledger(run_dir):
+    return [json.loads(line) for line in (run_dir / "ledger.jsonl").read_text().splitlines()]
+
+
+def test_a_rerun_does_no_work_and_from_redoes_the_later_steps(tmp_path, small_clip, capsys):
+    out = tmp_path / "out"
+    args = ["compress", str(small_clip), "-o", str(out), "--method", "x265", "--stand-in"]
+    assert main(args) == 0
+    first = capsys.readouterr().out
+    run = out / "work" / "x265"
+    n = len(_ledger(run))
+    assert main(args) == 0
+    assert capsys.readouterr().out == first                       # the same table, from the cache
+    assert [e["status"] for e in _ledger(run)[n:]] == ["cached", "cached"]
+    assert main([*args, "--from", "evaluate"]) == 0
+    assert [(e["step"], e["status"]) for e in _ledger(run)[n + 2:]] == [("encode", "cached"), ("evaluate", "ran")]
+    assert main([*args, "--from", "nonsense"]) == 2
+    assert "nonsense" in capsys.readouterr().err
 
 
 @pytest.mark.slow
@@ -40,4 +62,16 @@ def test_demo_preset_end_to_end_on_a_short_clip(tmp_path, small_clip, capsys):
     record = json.loads((out / "score.json").read_text())
     assert record["samples"] == 3 and record["axis"] == "stand-in"
     assert record["archive_bytes"] == (out / "archive.zip").stat().st_size
-    assert (out / "inflated" / "clip.raw").stat().st_size == 6 * 874 * 1164 * 3
+    steps = [e["step"] for e in _ledger(out / "work" / "hnerv_pair") if e["status"] == "ran"]
+    assert steps == ["targets", "train", "tto", "sidecar", "package", "evaluate"]
+    # a changed refinement setting redoes tto and what follows, never the training
+    recipe = tmp_path / "demo2.toml"
+    text = resources.files("tac_torch").joinpath("presets", "demo.toml").read_text()
+    assert "[tto]\nmax_epochs = 1" in text
+    recipe.write_text(text.replace("[tto]\nmax_epochs = 1", "[tto]\nmax_epochs = 2"))    # one more TTO epoch
+    n = len(_ledger(out / "work" / "hnerv_pair"))
+    assert main(["compress", str(small_clip), "-o", str(out), "--preset", str(recipe), "--steps", "2",
+                 "--stand-in", "--no-baseline"]) == 0
+    again = [(e["step"], e["status"]) for e in _ledger(out / "work" / "hnerv_pair")[n:]]
+    assert again == [("targets", "cached"), ("train", "cached"), ("tto", "ran"), ("sidecar", "ran"),
+                     ("package", "ran"), ("evaluate", "ran")]

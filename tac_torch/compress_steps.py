@@ -1,0 +1,199 @@
+"""The main job's pipeline steps (``tac_core.pipeline``), one chain per method.
+
+    hnerv_pair: targets -> train -> tto -> sidecar -> package -> evaluate
+    x265 | av1: encode -> evaluate
+    baseline:   encode (x265 baseline_fast) -> evaluate      (a run of its own, OUT/work/baseline)
+
+Each step works in its own folder ``RUN/steps/<name>/`` and reads earlier steps' outputs through
+``ctx.output``; a step's config holds everything that defines its output (the recipe's tables,
+the scorers' weight hashes, the video's content through ``files``), so a rerun does only what
+changed. ``package`` writes a complete submission folder; ``evaluate`` copies it, inflates it
+through its own inflate.sh and scores it (``score.json``, ``report.txt``).
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tac_core import classical, contract, harness
+from tac_core.errors import InputError
+from tac_core.files import sha256_file, write_atomic
+from tac_core.pipeline import Step, StepContext
+
+SUBMISSION = "submission"
+MODEL = "model.pt"
+TARGETS = "targets.npz"
+STEPS_VERSION = "1"            # bump when a step's code changes what it writes
+
+
+@dataclass(frozen=True)
+class Job:
+    """What every step of one ``tac compress`` run shares."""
+
+    video: Path
+    scorers: object                # tac_torch.scorers.TorchScorers
+    device: str
+    basis: str                     # the evaluation's rate basis: "videos" (the contest clip) or "contest-per-frame"
+    command: str
+
+    def scorer_config(self) -> dict:
+        return {"kind": self.scorers.kind, "weights": dict(sorted(self.scorers.weights_sha256.items())),
+                "device": self.device.split(":")[0]}
+
+    def original_bytes(self, frames: int) -> float:
+        """The rate's denominator for this video, as the evaluation will count it."""
+        if self.basis == "videos":
+            return float(self.video.stat().st_size)
+        return contract.contest_equivalent_original_bytes(frames)
+
+
+def _log(text: str) -> None:
+    print(text, file=sys.stderr)
+
+
+# --- shared steps ---------------------------------------------------------------
+
+def evaluate_step(job: Job, source: str) -> Step:
+    """Copy ``source``'s submission folder, inflate it with its own inflate.sh and score it."""
+    def run(ctx: StepContext) -> dict:
+        from tac_torch.evaluate import evaluate
+
+        folder = ctx.dir / SUBMISSION
+        shutil.rmtree(folder, ignore_errors=True)
+        shutil.copytree(ctx.output(source) / SUBMISSION, folder, ignore=shutil.ignore_patterns(
+            contract.INFLATED_DIR, "report.txt", "score.json"))
+        harness.run_inflate(folder, [job.video.name])
+        names = ctx.dir / "names.txt"
+        write_atomic(names, job.video.name + "\n")
+        result = evaluate(folder, job.video.parent, job.scorers, names_file=names, rate_basis=job.basis,
+                          command=job.command)
+        write_atomic(ctx.dir / "score.json", result.record.to_json())
+        shutil.rmtree(folder / contract.INFLATED_DIR, ignore_errors=True)   # frames: large, re-creatable
+        c = result.components
+        return {"score": c.score, "seg": c.seg, "pose": c.pose, "bytes": c.archive_bytes, "rate": c.rate,
+                "axis": result.record.axis}
+    return Step("evaluate", run, {"scorers": job.scorer_config(), "basis": job.basis,
+                                  "video": job.video.name}, version=STEPS_VERSION)
+
+
+def classical_steps(job: Job, codec: classical.ClassicalCodec) -> list[Step]:
+    """encode (a classical codec's submission folder) -> evaluate."""
+    def encode(ctx: StepContext) -> dict:
+        folder = ctx.dir / SUBMISSION
+        shutil.rmtree(folder, ignore_errors=True)
+        _log(f"compressing {job.video.name} with {codec.name} (CRF {codec.crf}, scale {codec.scale})")
+        codec.compress(job.video, folder)
+        return {"bytes": (folder / contract.ARCHIVE_NAME).stat().st_size}
+    config = {"codec": codec.name, "crf": codec.crf, "scale": codec.scale}
+    return [Step("encode", encode, config, files=[job.video], version=STEPS_VERSION), evaluate_step(job, "encode")]
+
+
+# --- hnerv_pair -----------------------------------------------------------------
+
+def _save_targets(path: Path, targets, frames: int) -> None:
+    import io
+
+    buf = io.BytesIO()
+    np.savez(buf, seg=targets.seg, pose=targets.pose, frames=np.int64(frames))
+    write_atomic(path, buf.getvalue())
+
+
+def load_targets(folder: Path):
+    """The targets (and frame count) a ``targets`` step wrote."""
+    from tac_torch.chain import Targets
+
+    with np.load(folder / TARGETS) as z:
+        return Targets(seg=z["seg"], pose=z["pose"]), int(z["frames"])
+
+
+def targets_step(job: Job) -> Step:
+    """The scorers' outputs on the original pairs: what every later step aims at."""
+    def run(ctx: StepContext) -> dict:
+        from tac_torch.chain import pair_targets
+        from tac_torch.train import load_frames
+
+        frames = load_frames(job.video)
+        targets = pair_targets(frames, job.scorers)
+        _save_targets(ctx.dir / TARGETS, targets, len(frames))
+        return {"frames": len(frames), "pairs": len(targets)}
+    return Step("targets", run, {"scorers": job.scorer_config()}, files=[job.video], version=STEPS_VERSION)
+
+
+def _save_model(path: Path, mf, note: dict) -> None:
+    from tac_torch.export import save_model_file
+
+    save_model_file(path, mf.model, mf.latents, mf.frames, extra={"refined": note}, output_bias=mf.output_bias)
+
+
+def hnerv_steps(job: Job, recipe) -> list[Step]:
+    """targets -> train -> tto -> sidecar -> package -> evaluate for the ``hnerv_pair`` renderer."""
+    from tac_torch.export import load_model_file
+
+    def train(ctx: StepContext) -> dict:
+        from tac_torch.train import train as run_training
+
+        _log(f"training {recipe.name} ({recipe.total_steps} steps) on {job.video.name} -> {ctx.dir}")
+        result = run_training(recipe, job.video, job.scorers, ctx.dir, device=job.device, resume=ctx.resuming)
+        if not result.finished or result.model_path is None:
+            raise InputError(f"training stopped at step {result.step}; rerun the same command to finish it")
+        return {"chosen": result.chosen, "candidate_scores": result.scores, "steps": result.step}
+
+    def tto(ctx: StepContext) -> dict:
+        from tac_torch.refine import tto_latents
+
+        mf = load_model_file(ctx.output("train") / MODEL)
+        targets, _ = load_targets(ctx.output("targets"))
+        new, res = tto_latents(mf, targets, job.scorers, recipe.tto.settings(recipe.seed), camera=recipe.camera,
+                               device=job.device)
+        summary = {"distortion_before": res.before.score(), "distortion_after": res.after.score(),
+                   "changed_pairs": res.changed_pairs, "epochs": res.epochs, "history": res.history}
+        _save_model(ctx.dir / MODEL, new, summary)
+        _log(f"tto: distortion score {res.before.score():.5f} -> {res.after.score():.5f} "
+             f"({res.changed_pairs} pairs changed, {res.epochs} epochs)")
+        return summary
+
+    def sidecar(ctx: StepContext) -> dict:
+        from tac_torch.refine import search_output_bias
+
+        mf = load_model_file(ctx.output("tto") / MODEL)
+        targets, frames = load_targets(ctx.output("targets"))
+        new, res = search_output_bias(mf, targets, job.scorers, recipe.sidecar.settings(recipe.seed),
+                                      original_bytes=job.original_bytes(frames), camera=recipe.camera,
+                                      device=job.device)
+        summary = {"kept": res.kept, "score_before": res.score_before, "score_after": res.score_after,
+                   "bytes_before": res.bytes_before, "bytes_after": res.bytes_after,
+                   "pairs_with_bias": res.pairs_with_bias}
+        _save_model(ctx.dir / MODEL, new, summary)
+        _log(f"sidecar: {'kept' if res.kept else 'dropped'}; score {res.score_before:.5f} -> "
+             f"{res.score_after:.5f} ({res.pairs_with_bias} pairs with output biases)")
+        return summary
+
+    def package(ctx: StepContext) -> dict:
+        from tac_torch.export import export_submission
+
+        mf = load_model_file(ctx.output("sidecar") / MODEL)
+        folder = export_submission(ctx.dir / SUBMISSION, mf.model, mf.latents, mf.frames,
+                                   video_name=job.video.name, output_bias=mf.output_bias)
+        archive = folder / contract.ARCHIVE_NAME
+        return {"bytes": archive.stat().st_size, "sha256": sha256_file(archive)}
+
+    return [targets_step(job),
+            Step("train", train, {"recipe": recipe.as_dict()}, version=STEPS_VERSION),
+            Step("tto", tto, {"tto": asdict(recipe.tto), "seed": recipe.seed, "camera": list(recipe.camera)},
+                 version=STEPS_VERSION),
+            Step("sidecar", sidecar, {"sidecar": asdict(recipe.sidecar), "seed": recipe.seed, "basis": job.basis},
+                 version=STEPS_VERSION),
+            Step("package", package, {"video": job.video.name}, version=STEPS_VERSION),
+            evaluate_step(job, "package")]
+
+
+def publish(evaluated: Path, out: Path) -> None:
+    """Copy the evaluated submission folder (without its inflated frames) into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(evaluated / SUBMISSION, out, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns(contract.INFLATED_DIR))
