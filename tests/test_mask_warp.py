@@ -388,3 +388,39 @@ def test_interrupted_and_resumed_training_equals_straight_through(tmp_path):
     # the trained network exports and renders (the archive round trip is tested above)
     data = build_archive(resumed.model, resumed.poses, resumed.class_maps, resumed.frames)
     assert read_model(data).frames == 5
+
+
+# --- end to end ----------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_compress_mask_warp_inflates_through_its_submission_and_scores(tmp_path, small_clip, python_without_tac):
+    from dataclasses import replace
+
+    from tac_core import evidence, harness
+    from tac_torch.evaluate import evaluate
+    from tac_torch.mask_warp_train import WORK, compress_mask_warp, load_config
+    from tac_torch.scorers import load_scorers
+
+    scorers = load_scorers("proxy")
+    config = replace(load_config("demo"), float_steps=2, qat_steps=1, warmup=1, checkpoint_every=1)
+    out = compress_mask_warp(small_clip, scorers, tmp_path / "sub", config, show_progress=False)
+    assert (out / contract.ARCHIVE_NAME).is_file() and (out / WORK / "checkpoints").is_dir()
+    raws = harness.run_inflate(out, [small_clip.name], python=python_without_tac, cwd=tmp_path)
+    raw = raws[small_clip.name]
+    assert raw.stat().st_size == 6 * contract.FRAME_BYTES
+    member = read_model((out / "archive" / "clip.tac").read_bytes())
+    assert member.frames == 6 and member.class_maps.shape == (3, 384, 512)
+    expected = MaskWarpRenderer(member.model.spec).render(
+        member.model.arrays(), {arch.POSES: member.poses.numpy(), arch.CLASS_MAPS: member.class_maps.numpy()},
+        range(3))
+    assert np.array_equal(video.open_raw(raw), expected.reshape(-1, *contract.CAMERA_HW, 3))
+    result = evaluate(out, small_clip.parent, scorers, cache_dir=tmp_path / "cache", show_progress=False)
+    c = result.components
+    print(f"mask_warp on {small_clip.name}: seg {c.seg:.4f} pose {c.pose:.4f} bytes {c.archive_bytes} "
+          f"score {c.score:.3f}")
+    assert c.samples == 3 and np.isfinite(c.score) and c.archive_bytes == (out / contract.ARCHIVE_NAME).stat().st_size
+    assert result.record.axis == evidence.PROXY
+    # resuming a finished run re-exports the same archive without training again
+    before = (out / contract.ARCHIVE_NAME).read_bytes()
+    compress_mask_warp(small_clip, scorers, tmp_path / "sub", config, resume=True, show_progress=False)
+    assert (out / contract.ARCHIVE_NAME).read_bytes() == before
