@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tac_core.archive import Architecture, ChooserOptions, QuantSpec, Quantized, quantize, write_archive
+from tac_core.archive import (Architecture, Chain, ChooserOptions, QuantSpec, Quantized, SectionPlan, choose_sections,
+                              encode_archive, quantize, write_archive)
 from tac_core.errors import InputError, WeightsError
 from tac_torch import mask_warp
 from tac_torch.archive_io import pairs_for
@@ -46,8 +47,13 @@ def archive_specs(model: torch.nn.Module, weights: str = "int4_sym") -> dict[str
 
 
 def class_map_tensor(class_maps: np.ndarray, classes: int) -> Quantized:
-    """The class maps as the archive stores them (u1 codes; the chooser picks their coding)."""
+    """The class maps as the archive stores them: u1 codes, coded by ``class_map_chain``."""
     return quantize(np.ascontiguousarray(class_maps, dtype=np.uint8), CLASS_MAP_SPEC)
+
+
+def class_map_chain(spec: dict[str, int]) -> Chain | None:
+    """The chain of the class maps' section, or None to let the chooser pick a general-purpose one."""
+    return None
 
 
 def check_codes(model: mask_warp.MaskWarp, poses: torch.Tensor, class_maps: np.ndarray, frames: int) -> None:
@@ -90,10 +96,16 @@ def build_archive(model: mask_warp.MaskWarp, poses: torch.Tensor, class_maps: np
                   weights: str = "int4_sym", options: ChooserOptions | None = None) -> bytes:
     """A contest-safe archive of the renderer and its codes for a video of ``frames`` frames."""
     check_codes(model, poses, class_maps, frames)
-    return write_archive(archive_tensors(model, poses, class_maps, weights),
-                         architecture=Architecture(mask_warp.SPEC_ID, architecture_params(model.spec, frames)),
-                         schema=mask_warp.archive_schema(model.spec),
-                         options=options or ARCHIVE_OPTIONS)
+    tensors = archive_tensors(model, poses, class_maps, weights)
+    architecture = Architecture(mask_warp.SPEC_ID, architecture_params(model.spec, frames))
+    schema, options = mask_warp.archive_schema(model.spec), options or ARCHIVE_OPTIONS
+    chain = class_map_chain(model.spec)
+    if chain is None:
+        return write_archive(tensors, architecture=architecture, schema=schema, options=options)
+    rest = {k: v for k, v in tensors.items() if k != mask_warp.CLASS_MAPS}
+    plan, coded = choose_sections(rest, schema=schema, options=options)
+    return encode_archive(tensors, [*plan, SectionPlan((mask_warp.CLASS_MAPS,), chain)], architecture=architecture,
+                          schema=schema, level=options.zstd_level, coded=coded)
 
 
 def export_submission(out_dir: Path, model: mask_warp.MaskWarp, poses: torch.Tensor, class_maps: np.ndarray,

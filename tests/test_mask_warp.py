@@ -424,3 +424,16 @@ def test_compress_mask_warp_inflates_through_its_submission_and_scores(tmp_path,
     before = (out / contract.ARCHIVE_NAME).read_bytes()
     compress_mask_warp(small_clip, scorers, tmp_path / "sub", config, resume=True, show_progress=False)
     assert (out / contract.ARCHIVE_NAME).read_bytes() == before
+
+
+def test_the_class_maps_can_have_a_chain_of_their_own(monkeypatch):
+    from tac_core.archive import Chain, Stage
+    from tac_core.archive import format as fmt
+    from tac_torch import mask_warp_export
+
+    maps, poses = codes(3)
+    monkeypatch.setattr(mask_warp_export, "class_map_chain", lambda spec: Chain((), Stage(fmt.S_BROTLI)))
+    data = build_archive(lively(), poses, maps, 6)
+    section = next(s for s in read_archive(data).sections if arch.CLASS_MAPS in s.names)
+    assert section.names == (arch.CLASS_MAPS,) and section.codes_chain.stage.id == fmt.S_BROTLI
+    assert np.array_equal(read_model(data).class_maps.numpy(), maps)
