@@ -62,6 +62,11 @@ class Chain:
 STORE = Chain((), Stage(fmt.S_STORE))
 
 
+def classmap_chain(height: int, width: int, classes: int) -> Chain:
+    """The chain that codes a raw uint8 tensor of (count, height, width) class maps with ``classmap``."""
+    return Chain((), Stage(fmt.S_CLASSMAP, (height, width, classes)))
+
+
 def encode_stream(raw: bytes, chain: Chain, level: int | None = None,
                   groups: tuple[tuple[int, int], ...] | None = None) -> bytes:
     """The coded bytes of ``raw`` under ``chain`` (``groups``: ``range_grouped``'s layout)."""

@@ -55,6 +55,7 @@ class ChooserOptions:
     split: bool = True
     zstd_dictionaries: tuple[int, ...] = ()
     zstd_level: int = 19
+    chains: Mapping[str, Chain] | None = None
 
     def allowed(self) -> tuple[str, ...]:
         names = self.stages if self.stages is not None else ALL_STAGES
@@ -196,17 +197,38 @@ def _section(tensors: Mapping[str, Quantized], names: tuple[str, ...], options: 
     return SectionPlan(names, codes_chain, params_chain), (codes, params), cost
 
 
+def _fixed_section(tensors: Mapping[str, Quantized], name: str, chain: Chain, options: ChooserOptions):
+    """A one-tensor section whose codes chain the caller fixed (parameters still chosen)."""
+    spec = tensors[name].spec
+    codes_raw, params_raw = section_streams(tensors, (name,))
+    codes = encode_stream(codes_raw, chain, options.zstd_level)
+    params_chain, params = None, b""
+    if spec.has_params:
+        params_chain, params = best_chain(params_raw, 2 if spec.kind.endswith("_sym") or
+                                          spec.kind == "fp4_e2m1" else 1, False, None, options)
+    return SectionPlan((name,), chain, params_chain), (codes, params)
+
+
 def choose_sections(tensors: Mapping[str, Quantized], *, schema: TensorSchema | None = None,
                     options: ChooserOptions | None = None):
     """``(plan, coded)``: sections in canonical order and their coded streams, keyed by names."""
     options = options or ChooserOptions()
     options.allowed()
     key = schema.position if schema is not None else (lambda n: n.encode("utf-8"))
+    fixed = dict(options.chains or {})
+    unknown = sorted(set(fixed) - set(tensors))
+    if unknown:
+        raise ArchiveWriteError(f"chains are given for tensors that were not: {', '.join(unknown[:5])}")
+    plan, coded = [], {}
+    for name in sorted(fixed, key=key):
+        sec, streams_ = _fixed_section(tensors, name, fixed[name], options)
+        plan.append(sec)
+        coded[sec.names] = streams_
     groups: dict = {}
     for name in sorted(tensors, key=key):
-        groups.setdefault(tensors[name].spec, []).append(name)
+        if name not in fixed:
+            groups.setdefault(tensors[name].spec, []).append(name)
     per_ref = 3 if schema is not None else 0
-    plan, coded = [], {}
     for names in sorted(groups.values(), key=lambda ns: key(ns[0])):
         joint = _section(tensors, tuple(names), options)
         choice = [joint]

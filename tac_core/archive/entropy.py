@@ -1,4 +1,4 @@
-"""Entropy stages (docs section 5): store, zstd, raw LZMA, brotli and the three range coders.
+"""Entropy stages (docs section 5): store, zstd, raw LZMA, brotli, the three range coders and classmap.
 
 Every decoder is told the exact output size and stops there: a stream that
 would produce more (a decompression bomb) or less fails with ``StageError``.
@@ -11,7 +11,7 @@ from __future__ import annotations
 import lzma
 
 from tac_core.archive import format as fmt
-from tac_core.archive import grouped, rangecoder
+from tac_core.archive import classmap, grouped, rangecoder
 from tac_core.archive.errors import MalformedArchiveError, StageError, UnknownIdError
 
 _ZSTD_DICTIONARIES: dict[int, bytes] = {}
@@ -64,6 +64,8 @@ def check_stage_args(sid: int, args: tuple[int, ...]) -> None:
             raise MalformedArchiveError(f"range_adaptive block log2 must be in {lo}..{hi}, got {args[0]}")
     if sid == fmt.S_RANGE_GROUPED:
         grouped.check_args(args)
+    if sid == fmt.S_CLASSMAP:
+        classmap.check_args(args)
 
 
 def _lzma_filters(args: tuple[int, ...], preset: int | None = None) -> list[dict]:
@@ -105,6 +107,8 @@ def encode(sid: int, args: tuple[int, ...], raw: bytes, level: int | None = None
         return rangecoder.encode_static(raw)
     if sid == fmt.S_RANGE_GROUPED:
         return grouped.encode(raw, args, groups)
+    if sid == fmt.S_CLASSMAP:
+        return classmap.encode_stream(raw, args)
     return rangecoder.encode_adaptive(raw, args[0])
 
 
@@ -127,6 +131,8 @@ def decode(sid: int, args: tuple[int, ...], coded: bytes, size: int) -> bytes:
         return rangecoder.decode_adaptive(coded, size, args[0])
     if sid == fmt.S_RANGE_GROUPED:
         return grouped.decode(coded, size, args)
+    if sid == fmt.S_CLASSMAP:
+        return classmap.decode_stream(coded, size, args)
     if sid == fmt.S_LZMA:
         try:
             dec = lzma.LZMADecompressor(format=lzma.FORMAT_RAW, filters=_lzma_filters(args))

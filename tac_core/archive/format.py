@@ -52,10 +52,12 @@ S_BROTLI = 3
 S_RANGE_STATIC = 4
 S_RANGE_ADAPTIVE = 5
 S_RANGE_GROUPED = 6
+S_CLASSMAP = 7
 STAGES = {S_STORE: "store", S_ZSTD: "zstd", S_LZMA: "lzma", S_BROTLI: "brotli",
-          S_RANGE_STATIC: "range_static", S_RANGE_ADAPTIVE: "range_adaptive", S_RANGE_GROUPED: "range_grouped"}
+          S_RANGE_STATIC: "range_static", S_RANGE_ADAPTIVE: "range_adaptive", S_RANGE_GROUPED: "range_grouped",
+          S_CLASSMAP: "classmap"}
 STAGE_ARG_COUNTS = {S_STORE: 0, S_ZSTD: 1, S_LZMA: 6, S_BROTLI: 0, S_RANGE_STATIC: 0, S_RANGE_ADAPTIVE: 1,
-                    S_RANGE_GROUPED: 2}
+                    S_RANGE_GROUPED: 2, S_CLASSMAP: 3}
 STAGE_IDS = {name: sid for sid, name in STAGES.items()}
 
 # --- caps (section 7) -----------------------------------------------------
@@ -76,3 +78,4 @@ RANGE_BLOCK_LOG2_RANGE = (6, 16)
 FP4_BLOCK_RANGE = (8, 256)
 MAX_GROUPED_RUNS = 4096
 MAX_GROUPED_GROUPS = 65536
+MAX_CLASSMAP_CLASSES = 256
