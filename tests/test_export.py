@@ -82,8 +82,9 @@ def test_export_submission_folder(tmp_path):
     out = export_submission(tmp_path / "sub", model, latents, 6, video_name="clip.mkv")
     assert sorted(p.name for p in out.iterdir()) == ["archive.zip", "inflate.py", "inflate.sh", "runtime",
                                                       "tac_core", "tac_torch"]
-    assert sorted(p.name for p in (out / "tac_torch").iterdir()) == ["__init__.py", "archive_io.py",
-                                                                     "frames.py", "renderers.py"]
+    assert sorted(p.name for p in (out / "tac_torch").iterdir()) == ["__init__.py", "archive_io.py", "frames.py",
+                                                                     "mask_warp.py", "mask_warp_io.py",
+                                                                     "renderers.py"]
     unpack_zip((out / contract.ARCHIVE_NAME).read_bytes(), tmp_path / "a")
     assert [p.name for p in (tmp_path / "a").iterdir()] == ["clip.tac"]
 
