@@ -2,7 +2,7 @@
 
     MaskWarp + poses (P, 6) + class maps (P, out_h, out_w) u1 + frame count N
       --archive_tensors: weights int4 (or int8) per output channel, vectors int8 per tensor,
-                         poses int8 per pose dimension, class maps stored losslessly--> tensors
+                         poses int8 per pose dimension, class maps lossless (classmap stage)--> tensors
       --build_archive: contest-safe stages, architecture id 2 = spec + frame count--> bytes
       --export_submission: archive.zip (member "<stem>.tac") + inflate.sh + runtime--> folder
 
@@ -11,13 +11,14 @@ Read back by ``tac_torch.mask_warp_io.read_model``, which the submission carries
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from tac_core.archive import (Architecture, Chain, ChooserOptions, QuantSpec, Quantized, SectionPlan, choose_sections,
-                              encode_archive, quantize, write_archive)
+from tac_core.archive import (Architecture, Chain, ChooserOptions, QuantSpec, Quantized, classmap_chain, quantize,
+                              write_archive)
 from tac_core.errors import InputError, WeightsError
 from tac_torch import mask_warp
 from tac_torch.archive_io import pairs_for
@@ -52,8 +53,9 @@ def class_map_tensor(class_maps: np.ndarray, classes: int) -> Quantized:
 
 
 def class_map_chain(spec: dict[str, int]) -> Chain | None:
-    """The chain of the class maps' section, or None to let the chooser pick a general-purpose one."""
-    return None
+    """The chain of the class maps' section (the ``classmap`` stage: lossless, context-modelled,
+    docs/archive-format.md section 5), or None to let the chooser pick a general-purpose one."""
+    return classmap_chain(spec["out_h"], spec["out_w"], spec["classes"])
 
 
 def check_codes(model: mask_warp.MaskWarp, poses: torch.Tensor, class_maps: np.ndarray, frames: int) -> None:
@@ -98,14 +100,12 @@ def build_archive(model: mask_warp.MaskWarp, poses: torch.Tensor, class_maps: np
     check_codes(model, poses, class_maps, frames)
     tensors = archive_tensors(model, poses, class_maps, weights)
     architecture = Architecture(mask_warp.SPEC_ID, architecture_params(model.spec, frames))
-    schema, options = mask_warp.archive_schema(model.spec), options or ARCHIVE_OPTIONS
+    options = options or ARCHIVE_OPTIONS
     chain = class_map_chain(model.spec)
-    if chain is None:
-        return write_archive(tensors, architecture=architecture, schema=schema, options=options)
-    rest = {k: v for k, v in tensors.items() if k != mask_warp.CLASS_MAPS}
-    plan, coded = choose_sections(rest, schema=schema, options=options)
-    return encode_archive(tensors, [*plan, SectionPlan((mask_warp.CLASS_MAPS,), chain)], architecture=architecture,
-                          schema=schema, level=options.zstd_level, coded=coded)
+    if chain is not None:
+        options = replace(options, chains={**(options.chains or {}), mask_warp.CLASS_MAPS: chain})
+    return write_archive(tensors, architecture=architecture, schema=mask_warp.archive_schema(model.spec),
+                         options=options)
 
 
 def export_submission(out_dir: Path, model: mask_warp.MaskWarp, poses: torch.Tensor, class_maps: np.ndarray,

@@ -426,14 +426,21 @@ def test_compress_mask_warp_inflates_through_its_submission_and_scores(tmp_path,
     assert (out / contract.ARCHIVE_NAME).read_bytes() == before
 
 
-def test_the_class_maps_can_have_a_chain_of_their_own(monkeypatch):
+@pytest.mark.parametrize("stage", ["classmap", "brotli", None])
+def test_the_class_maps_section_has_the_chain_class_map_chain_names(monkeypatch, stage):
     from tac_core.archive import Chain, Stage
     from tac_core.archive import format as fmt
     from tac_torch import mask_warp_export
 
     maps, poses = codes(3)
-    monkeypatch.setattr(mask_warp_export, "class_map_chain", lambda spec: Chain((), Stage(fmt.S_BROTLI)))
+    if stage == "brotli":
+        monkeypatch.setattr(mask_warp_export, "class_map_chain", lambda spec: Chain((), Stage(fmt.S_BROTLI)))
+    elif stage is None:
+        monkeypatch.setattr(mask_warp_export, "class_map_chain", lambda spec: None)
     data = build_archive(lively(), poses, maps, 6)
     section = next(s for s in read_archive(data).sections if arch.CLASS_MAPS in s.names)
-    assert section.names == (arch.CLASS_MAPS,) and section.codes_chain.stage.id == fmt.S_BROTLI
+    if stage is not None:
+        assert section.names == (arch.CLASS_MAPS,) and section.codes_chain.stage.id == fmt.STAGE_IDS[stage]
+    if stage == "classmap":
+        assert section.codes_chain.stage.args == (TINY["out_h"], TINY["out_w"], TINY["classes"])
     assert np.array_equal(read_model(data).class_maps.numpy(), maps)
