@@ -391,8 +391,8 @@ def simplify_class_maps(maps: np.ndarray, cost: np.ndarray | None = None,
     """Near-lossless: ``maps`` with isolated specks set to their surroundings' class, cheapest first.
 
     A pixel is a speck when at least 3 of its 4 neighbours (2 of 2 or 3 at a
-    border) share one class other than its own, and the previous (simplified)
-    map does not have the pixel's class there either. At most
+    border) share one class other than its own, and the previous map (as
+    given) does not have the pixel's class there either. At most
     ``max_flip_fraction`` of each map's pixels change, those with the lowest
     ``cost`` (same shape as ``maps``; None: uniform, raster order) first.
     The result is then coded losslessly.
@@ -409,7 +409,7 @@ def simplify_class_maps(maps: np.ndarray, cost: np.ndarray | None = None,
     for i in range(maps.shape[0]):
         target, speck = speck_fill(out[i])
         if i:
-            speck &= out[i - 1] != out[i]
+            speck &= maps[i - 1] != maps[i]
         idx = np.flatnonzero(speck)
         if idx.size > budget:
             order = np.argsort(cost[i].reshape(-1)[idx], kind="stable") if cost is not None else np.arange(idx.size)
