@@ -15,6 +15,7 @@ makes the measured score worse.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -69,20 +70,27 @@ class LatentCodes:
 
 @dataclass
 class BiasCodes:
-    """``CodeRenderer`` over the output-bias codes (P, 6): fixed decoder and latents."""
+    """``CodeRenderer`` over output-bias codes (P, 6) of any renderer: ``base(index)`` gives the
+    renderer's float pairs without biases (no gradient needed: only the codes move), ``render(q)``
+    the exact uint8 frames of all pairs with int8 codes ``q`` (P, 2, 3) (None: no sidecar)."""
 
-    net: HnervPair
-    latents: torch.Tensor
-    camera: tuple[int, int] = contract.CAMERA_HW
-    device: str = "cpu"
+    base: Callable[[torch.Tensor], torch.Tensor]
+    render: Callable[[torch.Tensor | None], Iterator[torch.Tensor]]
 
     def pairs(self, codes, index):
-        return add_output_bias(self.net(self.latents[index]), codes.view(-1, bias_sidecar.FRAMES,
-                                                                          bias_sidecar.CHANNELS))
+        with torch.no_grad():
+            base = self.base(index)
+        return add_output_bias(base, codes.view(-1, bias_sidecar.FRAMES, bias_sidecar.CHANNELS))
 
     def uint8(self, codes):
         q = codes.round().to(torch.int8).view(-1, bias_sidecar.FRAMES, bias_sidecar.CHANNELS)
-        yield from render_uint8(self.net, self.latents, self.device, self.camera, output_bias=q)
+        yield from self.render(q if bool(q.any()) else None)
+
+
+def hnerv_bias_codes(net: HnervPair, latents: torch.Tensor, camera=contract.CAMERA_HW, device="cpu") -> BiasCodes:
+    """The output-bias ``CodeRenderer`` of a fixed ``hnerv_pair`` decoder and latents."""
+    return BiasCodes(lambda index: net(latents[index.to(latents.device)]),
+                     lambda q: render_uint8(net, latents, device, camera, output_bias=q))
 
 
 def _replace(mf: ModelFile, **changes) -> ModelFile:
@@ -131,27 +139,40 @@ class SidecarResult:
     tto: TTOResult
 
 
+def search_bias_codes(renderer: BiasCodes, start: torch.Tensor, targets: Targets, scorers: TorchScorers,
+                      settings: TTOSettings, *, original_bytes: float,
+                      archive_bytes: Callable[[torch.Tensor | None], int], camera=contract.CAMERA_HW,
+                      device: str = "cpu", show_progress: bool = True) -> tuple[torch.Tensor | None, SidecarResult]:
+    """Search output-bias codes from ``start`` (P, 2, 3) int8; ``archive_bytes(codes or None)`` is the
+    archive.zip size with them. Returns the codes to keep (None: no sidecar) and what was measured:
+    they are kept only when the exact score with the real archive bytes improves."""
+    pairs = start.shape[0]
+    flat = start.reshape(pairs, -1).float()
+    settings = TTOSettings(**{**settings.__dict__, "rate_per_byte": contract.RATE_WEIGHT / original_bytes})
+    result = optimise_codes(renderer, flat.to(device), torch.ones(1, flat.shape[1], device=device), targets,
+                            scorers, settings, chain=ContestChain(scorers, size=camera), device=device,
+                            name="sidecar output bias", byte_cost=_bias_byte_cost, show_progress=show_progress)
+    codes = result.codes.cpu().round().to(torch.int8).view(pairs, bias_sidecar.FRAMES, bias_sidecar.CHANNELS)
+    old = start if bool(start.any()) else None
+    new = codes if bool(codes.any()) else None
+    bytes_before, bytes_after = archive_bytes(old), archive_bytes(new)
+    before = result.before.score(bytes_before / original_bytes)
+    after = result.after.score(bytes_after / original_bytes)
+    if after < before:
+        n_bias = int((codes != 0).flatten(1).any(dim=1).sum())
+        return new, SidecarResult(True, before, after, bytes_before, bytes_after, n_bias, result)
+    return old, SidecarResult(False, before, before, bytes_before, bytes_before, 0, result)
+
+
 def search_output_bias(mf: ModelFile, targets: Targets, scorers: TorchScorers,
                        settings: TTOSettings = TTOSettings(lr=2.0), *, original_bytes: float,
                        camera: tuple[int, int] = contract.CAMERA_HW, device: str = "cpu",
                        show_progress: bool = True) -> tuple[ModelFile, SidecarResult]:
-    """Search per-pair output biases; keep them only when the exact score with the real archive
-    bytes improves on the model without them."""
+    """Search per-pair output biases of an ``hnerv_pair`` model; keep them only when the exact
+    score with the real archive bytes improves on the model without them."""
     net, latents, _ = archive_view(mf, device)
-    start = _bias_codes(mf, len(latents)).view(len(latents), -1).float()
-    rate_per_byte = contract.RATE_WEIGHT / original_bytes
-    settings = TTOSettings(**{**settings.__dict__, "rate_per_byte": rate_per_byte})
-    result = optimise_codes(BiasCodes(net, latents, camera, device), start.to(device),
-                            torch.ones(1, start.shape[1], device=device), targets, scorers,
-                            settings, chain=ContestChain(scorers, size=camera), device=device,
-                            name="sidecar output bias", byte_cost=_bias_byte_cost, show_progress=show_progress)
-    codes = result.codes.cpu().round().to(torch.int8).view(-1, bias_sidecar.FRAMES, bias_sidecar.CHANNELS)
-    candidate = _replace(mf, output_bias=codes if bool(codes.any()) else None)
-    bytes_before, bytes_after = archive_bytes(mf), archive_bytes(candidate)
-    before = result.before.score(bytes_before / original_bytes)
-    after = result.after.score(bytes_after / original_bytes)
-    kept = after < before
-    chosen = candidate if kept else mf
-    n_bias = int((codes != 0).flatten(1).any(dim=1).sum()) if kept else 0
-    return chosen, SidecarResult(kept, before, after if kept else before, bytes_before,
-                                 bytes_after if kept else bytes_before, n_bias, result)
+    codes, res = search_bias_codes(hnerv_bias_codes(net, latents, camera, device), _bias_codes(mf, len(latents)),
+                                   targets, scorers, settings, original_bytes=original_bytes,
+                                   archive_bytes=lambda q: archive_bytes(_replace(mf, output_bias=q)),
+                                   camera=camera, device=device, show_progress=show_progress)
+    return (_replace(mf, output_bias=codes) if res.kept else mf), res

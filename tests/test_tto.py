@@ -15,7 +15,7 @@ from tac_torch.archive_io import read_model  # noqa: E402
 from tac_torch.chain import pair_targets  # noqa: E402
 from tac_torch.export import LATENT_SPEC, ModelFile, build_archive, load_model_file, save_model_file  # noqa: E402
 from tac_torch.quant import quantize_values  # noqa: E402
-from tac_torch.refine import (BiasCodes, LatentCodes, archive_view, search_output_bias,  # noqa: E402
+from tac_torch.refine import (LatentCodes, archive_view, hnerv_bias_codes, search_output_bias,  # noqa: E402
                               tto_latents)
 from tac_torch.renderers import HnervPair, init_latents, make_spec, render_uint8  # noqa: E402
 from tac_torch.tto import PairScores, TTOSettings, exact_pair_scores, optimise_codes, pair_changes  # noqa: E402
@@ -115,7 +115,7 @@ def test_bias_renderer_matches_the_runtime_path(setup):
     net, latents, _ = archive_view(mf)
     codes = torch.zeros(PAIRS, 6)
     codes[1, 0], codes[3, 5] = 7, -12
-    frames = torch.cat(list(BiasCodes(net, latents, CAMERA).uint8(codes)))
+    frames = torch.cat(list(hnerv_bias_codes(net, latents, CAMERA).uint8(codes)))
     bias = codes.to(torch.int8).view(PAIRS, 2, 3)
     direct = torch.cat(list(render_uint8(net, latents, "cpu", CAMERA, output_bias=bias)))
     plain = torch.cat(list(render_uint8(net, latents, "cpu", CAMERA)))
