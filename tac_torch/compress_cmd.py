@@ -5,6 +5,7 @@ its own inflate.sh, evaluated, and a score table against the x265 baseline on th
       --the method's pipeline in OUT/work/ (tac_torch.compress_steps; each step cached by a
         content hash, so a rerun does only what changed and an interrupted one resumes)-->
       hnerv_pair: targets -> train -> tto -> sidecar -> package -> evaluate
+      mask_warp:  targets -> train -> lowbit -> tto -> finetune -> sidecar -> package -> evaluate
       x265 | av1: encode -> evaluate
       --publish--> OUT/ (archive.zip, inflate.sh, inflate.py, runtime/, tac_core/, tac_torch/,
                          report.txt, score.json)
@@ -27,7 +28,7 @@ from tac_core.registry import Command
 from tac_torch.evaluate_cmd import add_scorer_arguments, scorers_from_args
 
 PRESET_SECONDS = {"demo": 10.0, "contest": 60.0}
-LEARNED = ("hnerv_pair",)
+LEARNED = ("hnerv_pair", "mask_warp")
 METHODS = (*LEARNED, *sorted(classical.CODECS))
 WORK = "work"
 BASELINE = "baseline"
@@ -38,8 +39,9 @@ def _configure(parser) -> None:
                         help="video to compress (default: the embedded synthetic driving clip)")
     parser.add_argument("-o", "--output", type=Path, required=True, help="submission folder to write")
     parser.add_argument("--method", "--renderer", dest="method", choices=METHODS, default="hnerv_pair",
-                        help="hnerv_pair (learned; default), or a classical codec: x265 (the contest's "
-                             "baseline_fast settings), av1 (SVT-AV1)")
+                        help="a learned renderer: hnerv_pair (default) or mask_warp (class maps + poses + "
+                             "a small renderer), or a classical codec: x265 (the contest's baseline_fast "
+                             "settings), av1 (SVT-AV1)")
     parser.add_argument("--preset", default="demo",
                         help="training recipe: demo (minutes on a CPU), contest (hours on a GPU) or a TOML "
                              "file; also sets the default clip's length (demo 10 s, contest 60 s)")
@@ -95,6 +97,13 @@ def _steps(args, job):
         if args.steps is not None:
             recipe = recipe.with_total_steps(args.steps)
         return compress_steps.hnerv_steps(job, recipe), f"hnerv_pair {recipe.name}"
+    if args.method == "mask_warp":
+        from tac_torch.mask_warp_train import load_config
+
+        config = load_config(args.preset)
+        if args.steps is not None:
+            config = config.with_total_steps(args.steps)
+        return compress_steps.mask_warp_steps(job, config), f"mask_warp {config.name}"
     codec = classical.CODECS[args.method].with_settings(crf=args.crf, scale=args.scale)
     return compress_steps.classical_steps(job, codec), f"{codec.name} crf{codec.crf} x{codec.scale}"
 

@@ -1,6 +1,7 @@
 """The main job's pipeline steps (``tac_core.pipeline``), one chain per method.
 
     hnerv_pair: targets -> train -> tto -> sidecar -> package -> evaluate
+    mask_warp:  targets -> train -> lowbit -> tto (poses) -> finetune (QAT) -> sidecar -> package -> evaluate
     x265 | av1: encode -> evaluate
     baseline:   encode (x265 baseline_fast) -> evaluate      (a run of its own, OUT/work/baseline)
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import shutil
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -187,6 +188,83 @@ def hnerv_steps(job: Job, recipe) -> list[Step]:
             Step("tto", tto, {"tto": asdict(recipe.tto), "seed": recipe.seed, "camera": list(recipe.camera)},
                  version=STEPS_VERSION),
             Step("sidecar", sidecar, {"sidecar": asdict(recipe.sidecar), "seed": recipe.seed, "basis": job.basis},
+                 version=STEPS_VERSION),
+            Step("package", package, {"video": job.video.name}, version=STEPS_VERSION),
+            evaluate_step(job, "package")]
+
+
+# --- mask_warp ------------------------------------------------------------------
+
+def mask_warp_steps(job: Job, config) -> list[Step]:
+    """targets -> train -> lowbit -> tto -> finetune -> sidecar -> package -> evaluate (``mask_warp``)."""
+    from tac_torch import mask_warp_refine as mw
+
+    def targets(ctx: StepContext):
+        return load_targets(ctx.output("targets"))[0]
+
+    def train(ctx: StepContext) -> dict:
+        from tac_torch.mask_warp_train import train_mask_warp
+
+        _log(f"training mask_warp {config.name} ({config.total_steps} steps) on {job.video.name} -> {ctx.dir}")
+        result = train_mask_warp(config, job.video, job.scorers, ctx.dir, device=job.device, resume=ctx.resuming)
+        m = mw.from_training(result)
+        mw.save_model(ctx.dir / MODEL, replace(m, weights=config.weights))
+        return {"steps": result.step, "archive_bytes": replace(m, weights=config.weights).archive_bytes()}
+
+    def lowbit(ctx: StepContext) -> dict:
+        m = mw.lowbit(mw.load_model(ctx.output("train") / MODEL))
+        mw.save_model(ctx.dir / MODEL, m)
+        scores = mw.exact_scores(m, targets(ctx), job.scorers, config.camera, job.device)
+        return {"distortion": scores.score(), "archive_bytes": m.archive_bytes()}
+
+    def tto(ctx: StepContext) -> dict:
+        m = mw.load_model(ctx.output("lowbit") / MODEL)
+        new, res = mw.tto_poses(m, targets(ctx), job.scorers, config.tto.settings(config.seed),
+                                camera=config.camera, device=job.device)
+        mw.save_model(ctx.dir / MODEL, new)
+        _log(f"tto poses: distortion score {res.before.score():.5f} -> {res.after.score():.5f} "
+             f"({res.changed_pairs} pairs changed, {res.epochs} epochs)")
+        return {"distortion_before": res.before.score(), "distortion_after": res.after.score(),
+                "changed_pairs": res.changed_pairs, "epochs": res.epochs, "history": res.history}
+
+    def finetune(ctx: StepContext) -> dict:
+        m = mw.load_model(ctx.output("tto") / MODEL)
+        new, res = mw.finetune(m, targets(ctx), job.scorers, steps=config.finetune.qat_steps,
+                               lr=config.finetune.lr, seed=config.seed, camera=config.camera, device=job.device)
+        mw.save_model(ctx.dir / MODEL, new)
+        _log(f"finetune: {'kept' if res.kept else 'dropped'}; distortion score {res.before:.5f} -> {res.after:.5f}")
+        return {"kept": res.kept, "distortion_before": res.before, "distortion_after": res.after,
+                "steps": res.steps}
+
+    def sidecar(ctx: StepContext) -> dict:
+        m = mw.load_model(ctx.output("finetune") / MODEL)
+        t, frames = load_targets(ctx.output("targets"))
+        new, res = mw.search_output_bias(m, t, job.scorers, config.sidecar.settings(config.seed),
+                                         original_bytes=job.original_bytes(frames), camera=config.camera,
+                                         device=job.device)
+        mw.save_model(ctx.dir / MODEL, new)
+        _log(f"sidecar: {'kept' if res.kept else 'dropped'}; score {res.score_before:.5f} -> "
+             f"{res.score_after:.5f} ({res.pairs_with_bias} pairs with output biases)")
+        return {"kept": res.kept, "score_before": res.score_before, "score_after": res.score_after,
+                "bytes_before": res.bytes_before, "bytes_after": res.bytes_after,
+                "pairs_with_bias": res.pairs_with_bias}
+
+    def package(ctx: StepContext) -> dict:
+        from tac_core.export import write_submission
+        from tac_torch.export import member_name
+
+        m = mw.load_model(ctx.output("sidecar") / MODEL)
+        folder = write_submission(ctx.dir / SUBMISSION, member_name(job.video.name), m.archive())
+        archive = folder / contract.ARCHIVE_NAME
+        return {"bytes": archive.stat().st_size, "sha256": sha256_file(archive)}
+
+    after = {"seed": config.seed, "camera": list(config.camera)}
+    return [targets_step(job),
+            Step("train", train, {"config": config.as_dict()}, version=STEPS_VERSION),
+            Step("lowbit", lowbit, {"weights": config.weights}, version=STEPS_VERSION),
+            Step("tto", tto, {"tto": asdict(config.tto), **after}, version=STEPS_VERSION),
+            Step("finetune", finetune, {"finetune": asdict(config.finetune), **after}, version=STEPS_VERSION),
+            Step("sidecar", sidecar, {"sidecar": asdict(config.sidecar), "basis": job.basis, **after},
                  version=STEPS_VERSION),
             Step("package", package, {"video": job.video.name}, version=STEPS_VERSION),
             evaluate_step(job, "package")]

@@ -234,10 +234,12 @@ class MaskWarp(nn.Module):
 
 def render_uint8(module: MaskWarp, class_maps: torch.Tensor, poses: torch.Tensor,
                  device: str | torch.device = "cpu",
-                 size: tuple[int, int] = contract.CAMERA_HW) -> Iterator[torch.Tensor]:
+                 size: tuple[int, int] = contract.CAMERA_HW,
+                 output_bias: torch.Tensor | None = None) -> Iterator[torch.Tensor]:
     """The frames an archive stands for: uint8 pairs ``(b, 2, H, W, 3)``, RENDER_BATCH pairs at a
-    time (the inflate runtime, ``MaskWarpRenderer`` and the exporter's checks all render here)."""
-    from tac_torch.frames import camera_pairs_uint8
+    time (the inflate runtime, ``MaskWarpRenderer`` and the exporter's checks all render here);
+    ``output_bias`` (P, 2, 3) int codes: the archive's output-bias sidecar, when it has one."""
+    from tac_torch.frames import add_output_bias, camera_pairs_uint8
 
     if len(class_maps) != len(poses):
         raise InputError(f"{len(class_maps)} class maps but {len(poses)} poses; one of each per pair")
@@ -245,7 +247,8 @@ def render_uint8(module: MaskWarp, class_maps: torch.Tensor, poses: torch.Tensor
     with torch.inference_mode():
         for i in range(0, len(poses), RENDER_BATCH):
             pairs = module(class_maps[i:i + RENDER_BATCH].to(device), poses[i:i + RENDER_BATCH].to(device))
-            yield camera_pairs_uint8(pairs, size)
+            codes = None if output_bias is None else output_bias[i:i + RENDER_BATCH].to(device)
+            yield camera_pairs_uint8(add_output_bias(pairs, codes), size)
 
 
 class MaskWarpRenderer:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from tac_core.architectures import output_bias as bias_sidecar
 from tac_core.archive import (Architecture, Chain, ChooserOptions, QuantSpec, Quantized, classmap_chain, quantize,
                               write_archive)
 from tac_core.errors import InputError, WeightsError
@@ -81,8 +82,9 @@ def check_codes(model: mask_warp.MaskWarp, poses: torch.Tensor, class_maps: np.n
 
 
 def archive_tensors(model: mask_warp.MaskWarp, poses: torch.Tensor, class_maps: np.ndarray,
-                    weights: str = "int4_sym") -> dict[str, Quantized]:
-    """The archive's tensors: quantised by ``archive_specs``, class maps by ``class_map_tensor``."""
+                    weights: str = "int4_sym", bias: torch.Tensor | None = None) -> dict[str, Quantized]:
+    """The archive's tensors: quantised by ``archive_specs``, class maps by ``class_map_tensor``, the
+    output-bias codes (when given and not all zero) raw int8."""
     specs = archive_specs(model, weights)
     arrays = model.arrays()
     missing = sorted(set(arrays) - set(specs))
@@ -91,28 +93,35 @@ def archive_tensors(model: mask_warp.MaskWarp, poses: torch.Tensor, class_maps: 
     out = {name: quantize(arrays[name], specs[name]) for name in arrays}
     out[mask_warp.POSES] = quantize(poses.detach().cpu().float().numpy(), specs[mask_warp.POSES])
     out[mask_warp.CLASS_MAPS] = class_map_tensor(class_maps, model.spec["classes"])
+    if bias is not None and bool(bias.any()):
+        codes = bias_sidecar.check_codes(bias.detach().cpu().numpy(), len(poses))
+        out[bias_sidecar.NAME] = quantize(codes, QuantSpec("raw"))
     return out
 
 
 def build_archive(model: mask_warp.MaskWarp, poses: torch.Tensor, class_maps: np.ndarray, frames: int,
-                  weights: str = "int4_sym", options: ChooserOptions | None = None) -> bytes:
-    """A contest-safe archive of the renderer and its codes for a video of ``frames`` frames."""
+                  weights: str = "int4_sym", options: ChooserOptions | None = None,
+                  output_bias: torch.Tensor | None = None) -> bytes:
+    """A contest-safe archive of the renderer and its codes for a video of ``frames`` frames
+    (with its output-bias sidecar when ``output_bias`` has a non-zero code)."""
     check_codes(model, poses, class_maps, frames)
-    tensors = archive_tensors(model, poses, class_maps, weights)
+    tensors = archive_tensors(model, poses, class_maps, weights, output_bias)
     architecture = Architecture(mask_warp.SPEC_ID, architecture_params(model.spec, frames))
     options = options or ARCHIVE_OPTIONS
     chain = class_map_chain(model.spec)
     if chain is not None:
         options = replace(options, chains={**(options.chains or {}), mask_warp.CLASS_MAPS: chain})
-    return write_archive(tensors, architecture=architecture, schema=mask_warp.archive_schema(model.spec),
-                         options=options)
+    # the v1 schema does not list the sidecar: an archive holding it names its tensors inline
+    schema = mask_warp.archive_schema(model.spec) if bias_sidecar.NAME not in tensors else None
+    return write_archive(tensors, architecture=architecture, schema=schema, options=options)
 
 
 def export_submission(out_dir: Path, model: mask_warp.MaskWarp, poses: torch.Tensor, class_maps: np.ndarray,
-                      frames: int, video_name: str = "0.mkv", weights: str = "int4_sym") -> Path:
+                      frames: int, video_name: str = "0.mkv", weights: str = "int4_sym",
+                      output_bias: torch.Tensor | None = None) -> Path:
     """Write a submission folder whose inflate writes ``<stem of video_name>.raw`` with ``frames`` frames."""
     from tac_core.export import write_submission
 
     member = member_name(video_name)                         # a bad name fails before any work
-    data = build_archive(model, poses, class_maps, frames, weights)
+    data = build_archive(model, poses, class_maps, frames, weights, output_bias=output_bias)
     return write_submission(Path(out_dir), member, data)

@@ -15,6 +15,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from tac_core.architectures import output_bias
 from tac_core.archive import read_archive
 from tac_core.errors import ArchiveError, InputError, WeightsError
 from tac_torch import mask_warp
@@ -28,6 +29,7 @@ class Decoded(NamedTuple):
     class_maps: torch.Tensor      # (P, out_h, out_w) int64 class indices
     poses: torch.Tensor           # (P, pose_dim) float32, as dequantised
     frames: int
+    output_bias: torch.Tensor | None = None   # (P, 2, 3) int8 codes of the output-bias sidecar
 
 
 def architecture_params(spec: dict[str, int], frames: int) -> dict[str, int]:
@@ -50,6 +52,7 @@ def read_model(data: bytes) -> Decoded:
         spec = mask_warp.validate_spec(params)
         tensors = dict(archive.tensors)
         poses, maps = tensors.pop(mask_warp.POSES, None), tensors.pop(mask_warp.CLASS_MAPS, None)
+        bias = tensors.pop(output_bias.NAME, None)
         if poses is None or poses.ndim != 2 or poses.shape[1] != spec["pose_dim"]:
             raise ArchiveError(f"archive has no {mask_warp.POSES!r} table of shape (P, {spec['pose_dim']})")
         if maps is None or maps.dtype != np.uint8 or maps.shape != (len(poses), spec["out_h"], spec["out_w"]):
@@ -64,5 +67,10 @@ def read_model(data: bytes) -> Decoded:
     if frames < 1 or pairs_for(frames) != len(poses):
         raise ArchiveError(f"archive declares {frames} frames but holds {len(poses)} poses "
                            f"(needs {pairs_for(max(frames, 1))})")
+    if bias is not None:
+        try:
+            bias = torch.from_numpy(output_bias.check_codes(bias, len(poses)))
+        except InputError as exc:
+            raise ArchiveError(f"archive's output-bias sidecar does not fit: {exc}") from None
     return Decoded(model, torch.from_numpy(maps.astype(np.int64)),
-                   torch.from_numpy(np.ascontiguousarray(poses, dtype=np.float32)), int(frames))
+                   torch.from_numpy(np.ascontiguousarray(poses, dtype=np.float32)), int(frames), bias)

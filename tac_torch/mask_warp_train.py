@@ -16,6 +16,7 @@ that ran straight through.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -38,10 +39,24 @@ from tac_torch.losses import LossWeights, score_loss
 from tac_torch.mask_warp import MaskWarp, make_spec, resize_class_maps
 from tac_torch.mask_warp_export import POSE_SPEC, WEIGHT_KINDS, archive_specs, export_submission
 from tac_torch.quant import fake_quantized_params, quantize_values
-from tac_torch.recipe import _check_fields, _known
+from tac_torch.recipe import Refine, _check_fields, _known
 from tac_torch.train import _data_key, load_frames
 
 PRESETS = ("demo", "contest")
+AFTER_TRAINING = ("tto", "finetune", "sidecar")      # tables outside the training fingerprint
+
+
+@dataclass(frozen=True)
+class Finetune:
+    """QAT fine-tuning of the weights after the pose TTO, the poses fixed; kept only when the
+    exact score improves."""
+
+    qat_steps: int = 0
+    lr: float = 3e-4
+
+    def __post_init__(self):
+        if not isinstance(self.qat_steps, int) or self.qat_steps < 0:
+            raise InputError(f"[finetune] qat_steps must be an integer >= 0, got {self.qat_steps!r}")
 PRESET_PREFIX = "mask_warp_"            # presets/mask_warp_<name>.toml
 
 
@@ -71,10 +86,15 @@ class MaskWarpConfig:
     margin: float = 2.0
     temperature: float = 0.5
     boost: float = 3.0
+    tto: Refine = field(default_factory=Refine)            # [tto]: pose test-time optimisation
+    finetune: Finetune = field(default_factory=lambda: Finetune())   # [finetune]: QAT after the TTO
+    sidecar: Refine = field(default_factory=Refine)        # [sidecar]: output-bias search
     source: str = "<config>"           # where it was read from (not part of the fingerprint)
 
     def __post_init__(self):
-        _check_fields(self, "[train]", self.source, skip=("spec", "source"))
+        _check_fields(self, "[train]", self.source, skip=("spec", "source", *AFTER_TRAINING))
+        for table in AFTER_TRAINING:
+            _check_fields(getattr(self, table), f"[{table}]", self.source)
         for key in ("float_steps", "qat_steps", "warmup"):
             if getattr(self, key) < 0:
                 raise InputError(f"{self.source}: [train] key {key!r} must be >= 0, got {getattr(self, key)}")
@@ -99,6 +119,14 @@ class MaskWarpConfig:
     def camera(self) -> tuple[int, int]:
         return (self.camera_h, self.camera_w)
 
+    def with_total_steps(self, total: int) -> "MaskWarpConfig":
+        """The same config with its two phases scaled to ``total`` steps in all (for quick runs)."""
+        if total < 1:
+            raise InputError(f"{self.source}: needs at least 1 step, got {total}")
+        qat = min(total - 1, round(self.qat_steps * total / self.total_steps)) if self.float_steps else total
+        return dataclasses.replace(self, float_steps=total - qat, qat_steps=qat,
+                                   warmup=min(self.warmup, total - qat))
+
     def renderer_spec(self) -> dict[str, int]:
         return make_spec(**self.spec)
 
@@ -117,8 +145,10 @@ class MaskWarpConfig:
         return qat, lr * (self.lr_floor + (1 - self.lr_floor) * 0.5 * (1 + math.cos(math.pi * t)))
 
     def as_dict(self) -> dict[str, Any]:
+        """The training part (what checkpoints must match): no [tto], [finetune] or [sidecar]."""
         d = asdict(self)
-        d.pop("source")
+        for key in ("source", *AFTER_TRAINING):
+            d.pop(key)
         return d
 
     def fingerprint(self) -> str:
@@ -128,10 +158,16 @@ class MaskWarpConfig:
 
 def config_from_dict(data: Mapping[str, Any], source: str = "<config>") -> MaskWarpConfig:
     """A ``MaskWarpConfig`` from parsed TOML (tables ``train`` and ``spec``); unknown keys are errors."""
-    unknown = sorted(set(data) - {"train", "spec"})
+    unknown = sorted(set(data) - {"train", "spec", *AFTER_TRAINING})
     if unknown:
-        raise InputError(f"{source}: unknown table {unknown[0]!r} (known: train, spec)")
-    head = _known(data.get("train", {}), MaskWarpConfig, "[train]", source)
+        raise InputError(f"{source}: unknown table {unknown[0]!r} (known: train, spec, "
+                         f"{', '.join(AFTER_TRAINING)})")
+    head = _known(data.get("train", {}), MaskWarpConfig, "[train]", source, exclude=AFTER_TRAINING)
+    for table, cls in (("tto", Refine), ("finetune", Finetune), ("sidecar", Refine)):
+        if table in data:
+            if not isinstance(data[table], dict):
+                raise InputError(f"{source}: [{table}] must be a table")
+            head[table] = cls(**_known(data[table], cls, f"[{table}]", source))
     head.setdefault("name", Path(source).stem)
     spec = data.get("spec", {})
     if not isinstance(spec, dict):

@@ -216,8 +216,9 @@ def _check_fields(obj, where: str, source: str, skip: tuple[str, ...] = ()) -> N
                          f"got {obj.schedule!r}")
 
 
-def _known(table: Mapping[str, Any], cls, where: str, source: str, extra: tuple[str, ...] = ()) -> dict:
-    allowed = {f.name for f in fields(cls)} - {"stages", "spec", "source", "tto", "sidecar"} | set(extra)
+def _known(table: Mapping[str, Any], cls, where: str, source: str, extra: tuple[str, ...] = (),
+           exclude: tuple[str, ...] = ("tto", "sidecar")) -> dict:
+    allowed = {f.name for f in fields(cls)} - {"stages", "spec", "source", *exclude} | set(extra)
     unknown = sorted(set(table) - allowed)
     if unknown:
         raise InputError(f"{source}: unknown key {unknown[0]!r} in {where} "

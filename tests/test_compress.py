@@ -75,3 +75,16 @@ def test_demo_preset_end_to_end_on_a_short_clip(tmp_path, small_clip, capsys):
     again = [(e["step"], e["status"]) for e in _ledger(out / "work" / "hnerv_pair")[n:]]
     assert again == [("targets", "cached"), ("train", "cached"), ("tto", "ran"), ("sidecar", "ran"),
                      ("package", "ran"), ("evaluate", "ran")]
+
+
+@pytest.mark.slow
+def test_mask_warp_runs_its_whole_pipeline_end_to_end(tmp_path, small_clip, capsys):
+    out = tmp_path / "out"
+    assert main(["compress", str(small_clip), "-o", str(out), "--renderer", "mask_warp", "--steps", "2",
+                 "--stand-in", "--no-baseline"]) == 0
+    assert "mask_warp demo" in capsys.readouterr().out
+    record = json.loads((out / "score.json").read_text())
+    assert record["samples"] == 3 and record["axis"] == "stand-in"
+    assert record["archive_bytes"] == (out / "archive.zip").stat().st_size
+    steps = [e["step"] for e in _ledger(out / "work" / "mask_warp") if e["status"] == "ran"]
+    assert steps == ["targets", "train", "lowbit", "tto", "finetune", "sidecar", "package", "evaluate"]

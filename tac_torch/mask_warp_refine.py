@@ -1,0 +1,221 @@
+"""``mask_warp`` after training: the low-bit model, pose test-time optimisation, a QAT fine-tune
+with the optimised poses, and the output-bias sidecar.
+
+    trained network (float) + stored codes (class maps, poses)
+      --lowbit: weights and poses through the archive's quantisers (what the archive holds)-->
+      --tto_poses: the int8 poses optimised against PoseNet/SegNet through the fixed network
+        (tac_torch.tto.optimise_codes; a pair keeps new poses only where its exact score falls)-->
+      --finetune: QAT steps on the weights with those poses; kept only if the exact score falls-->
+      --sidecar: per-pair output biases (tac_torch.refine.search_bias_codes)-->
+      model file (MaskWarpModel) --> archive
+
+A model file is a ``torch.save`` dict (loadable with ``weights_only=True``): spec, network state
+(float), poses (P, pose_dim) float, class_maps (P, out_h, out_w) uint8, frames, weights (the
+quantizer kind) and, optionally, output_bias (P, 2, 3) int8.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tac_core import contract
+from tac_core.architectures import output_bias as bias_sidecar
+from tac_core.archive.packaging import pack_zip
+from tac_core.errors import InputError
+from tac_core.files import atomic_output
+from tac_torch.chain import ContestChain, Targets
+from tac_torch.export import member_name
+from tac_torch.mask_warp import MaskWarp, render_uint8
+from tac_torch.mask_warp_export import POSE_SPEC, archive_specs, build_archive, check_codes
+from tac_torch.quant import quantize_values, scale_and_zero
+from tac_torch.refine import BiasCodes, SidecarResult, search_bias_codes
+from tac_torch.scorers import TorchScorers
+from tac_torch.tto import PairScores, TTOResult, TTOSettings, exact_pair_scores, optimise_codes
+
+KEYS = ("spec", "network", "poses", "class_maps", "frames", "weights")
+
+
+@dataclass(frozen=True)
+class MaskWarpModel:
+    """A ``mask_warp`` network and the per-pair codes its archive stores."""
+
+    model: MaskWarp
+    poses: torch.Tensor             # (P, pose_dim) float
+    class_maps: np.ndarray          # (P, out_h, out_w) uint8
+    frames: int
+    weights: str = "int4_sym"
+    output_bias: torch.Tensor | None = None
+
+    def archive(self) -> bytes:
+        return build_archive(self.model, self.poses, self.class_maps, self.frames, self.weights,
+                             output_bias=self.output_bias)
+
+    def archive_bytes(self) -> int:
+        """Bytes of the archive.zip an export of this model writes."""
+        return len(pack_zip(self.archive(), member_name("0.mkv")))
+
+
+def save_model(path: Path, m: MaskWarpModel) -> Path:
+    """Write a model file atomically."""
+    check_codes(m.model, m.poses, m.class_maps, m.frames)
+    payload = {"spec": dict(m.model.spec), "network": {k: v.detach().cpu() for k, v in m.model.state_dict().items()},
+               "poses": m.poses.detach().cpu().float(), "class_maps": torch.from_numpy(m.class_maps.copy()),
+               "frames": int(m.frames), "weights": m.weights}
+    if m.output_bias is not None:
+        payload["output_bias"] = torch.from_numpy(bias_sidecar.check_codes(m.output_bias.numpy(), len(m.poses)))
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    with atomic_output(Path(path)) as f:
+        f.write(buf.getvalue())
+    return Path(path)
+
+
+def load_model(path: Path) -> MaskWarpModel:
+    """Read a model file; ``InputError`` (one sentence) when it is missing or not one."""
+    path = Path(path)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        missing = [k for k in KEYS if k not in payload]
+        if missing:
+            raise InputError(f"lacks {', '.join(missing)}")
+        model = MaskWarp.from_arrays(payload["spec"], {k: v.float().numpy() for k, v in payload["network"].items()})
+        m = MaskWarpModel(model.eval(), payload["poses"].float(), payload["class_maps"].numpy(),
+                          int(payload["frames"]), str(payload["weights"]), payload.get("output_bias"))
+        check_codes(m.model, m.poses, m.class_maps, m.frames)
+        return m
+    except InputError as exc:
+        raise InputError(f"{path}: not a mask_warp model file: {exc}") from None
+    except Exception as exc:  # torch raises many types for a missing or damaged file
+        raise InputError(f"{path}: not a readable mask_warp model file ({type(exc).__name__})") from None
+
+
+def lowbit(m: MaskWarpModel) -> MaskWarpModel:
+    """The model as its archive decodes it: weights and poses through the archive's quantisers."""
+    net = MaskWarp(m.model.spec)
+    specs = archive_specs(net, m.weights)
+    net.load_state_dict({k: quantize_values(v, specs[k]) for k, v in m.model.state_dict().items()})
+    return replace(m, model=net.eval(), poses=quantize_values(m.poses, POSE_SPEC))
+
+
+def _maps(m: MaskWarpModel, device: str) -> torch.Tensor:
+    return torch.from_numpy(m.class_maps).long().to(device)
+
+
+@dataclass
+class PoseCodes:
+    """``CodeRenderer`` over the poses: a fixed network, class maps and output biases."""
+
+    net: MaskWarp
+    maps: torch.Tensor
+    bias: torch.Tensor | None
+    camera: tuple[int, int] = contract.CAMERA_HW
+    device: str = "cpu"
+
+    def pairs(self, codes, index):
+        from tac_torch.frames import add_output_bias
+
+        idx = index.to(self.device)
+        bias = None if self.bias is None else self.bias[idx]
+        return add_output_bias(self.net(self.maps[idx], codes), bias)
+
+    def uint8(self, codes):
+        yield from render_uint8(self.net, self.maps, codes, self.device, self.camera, output_bias=self.bias)
+
+
+def exact_scores(m: MaskWarpModel, targets: Targets, scorers: TorchScorers, camera=contract.CAMERA_HW,
+                 device: str = "cpu") -> PairScores:
+    """Per-pair distortions of what the archive of ``m`` inflates to."""
+    low = lowbit(m)
+    renderer = PoseCodes(low.model.to(device), _maps(low, device), low.output_bias, camera, device)
+    return exact_pair_scores(renderer, low.poses.to(device), targets, scorers)
+
+
+def tto_poses(m: MaskWarpModel, targets: Targets, scorers: TorchScorers, settings: TTOSettings = TTOSettings(),
+              *, camera=contract.CAMERA_HW, device: str = "cpu", show_progress: bool = True
+              ) -> tuple[MaskWarpModel, TTOResult]:
+    """Optimise the stored int8 poses against the scorers through the fixed low-bit network."""
+    low = lowbit(m)
+    scale, _ = scale_and_zero(m.poses, POSE_SPEC)
+    renderer = PoseCodes(low.model.to(device), _maps(low, device), low.output_bias, camera, device)
+    result = optimise_codes(renderer, low.poses.to(device), scale.to(device), targets, scorers, settings,
+                            chain=ContestChain(scorers, size=camera), device=device, name="tto poses",
+                            show_progress=show_progress)
+    new = result.codes.cpu()
+    if result.changed_pairs and not torch.equal(quantize_values(new, POSE_SPEC), new):
+        result.codes, result.after, result.changed_pairs = low.poses, result.before, 0   # a float16 scale edge
+        new = low.poses
+    return replace(m, poses=new), result
+
+
+@dataclass
+class FinetuneResult:
+    kept: bool
+    before: float                   # distortion scores (exact)
+    after: float
+    steps: int
+
+
+def finetune(m: MaskWarpModel, targets: Targets, scorers: TorchScorers, *, steps: int, lr: float, seed: int = 0,
+             camera=contract.CAMERA_HW, device: str = "cpu", show_progress: bool = True
+             ) -> tuple[MaskWarpModel, FinetuneResult]:
+    """QAT steps on the weights with the stored poses fixed (one pair a step, seeded); the new
+    weights are kept only when the exact score of the archive they make falls."""
+    from tac_core.progress import progress
+    from tac_torch.losses import score_loss
+    from tac_torch.quant import fake_quantized_params
+
+    before = exact_scores(m, targets, scorers, camera, device)
+    if steps == 0:
+        return m, FinetuneResult(False, before.score(), before.score(), 0)
+    net = MaskWarp(m.model.spec).to(device)
+    net.load_state_dict(m.model.state_dict())
+    specs = {k: v for k, v in archive_specs(net, m.weights).items() if k in dict(net.named_parameters())}
+    maps, poses = _maps(m, device), quantize_values(m.poses, POSE_SPEC).to(device)
+    chain = ContestChain(scorers, size=camera)
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    gen = torch.Generator().manual_seed(seed)
+    net.train()
+    bar = progress(total=steps, desc="finetune qat", unit="step", disable=not show_progress)
+    for _ in range(steps):
+        bar.update(1)
+        index = torch.randint(len(targets), (1,), generator=gen)
+        out = chain(torch.func.functional_call(net, fake_quantized_params(net, specs), (maps[index], poses[index])))
+        seg_t, pose_t = targets.batch(index.numpy(), device)
+        loss = score_loss(out.pose, out.seg_logits, pose_t, seg_t)["loss"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    bar.close()
+    candidate = replace(m, model=net.cpu().eval())
+    after = exact_scores(candidate, targets, scorers, camera, device)
+    if after.score() < before.score():
+        return candidate, FinetuneResult(True, before.score(), after.score(), steps)
+    return m, FinetuneResult(False, before.score(), before.score(), steps)
+
+
+def search_output_bias(m: MaskWarpModel, targets: Targets, scorers: TorchScorers, settings: TTOSettings, *,
+                       original_bytes: float, camera=contract.CAMERA_HW, device: str = "cpu",
+                       show_progress: bool = True) -> tuple[MaskWarpModel, SidecarResult]:
+    """Per-pair output biases, kept only when the exact score with the real archive bytes falls."""
+    low = lowbit(m)
+    net, maps, poses = low.model.to(device), _maps(low, device), low.poses.to(device)
+    renderer = BiasCodes(lambda index: net(maps[index.to(device)], poses[index.to(device)]),
+                         lambda q: render_uint8(net, maps, poses, device, camera, output_bias=q))
+    start = (m.output_bias if m.output_bias is not None
+             else torch.zeros(len(m.poses), bias_sidecar.FRAMES, bias_sidecar.CHANNELS, dtype=torch.int8))
+    codes, res = search_bias_codes(renderer, start, targets, scorers, settings, original_bytes=original_bytes,
+                                   archive_bytes=lambda q: replace(m, output_bias=q).archive_bytes(),
+                                   camera=camera, device=device, show_progress=show_progress)
+    return (replace(m, output_bias=codes) if res.kept else m), res
+
+
+def from_training(result) -> MaskWarpModel:
+    """The model a finished ``MaskWarpTrainer`` run hands over (``MaskWarpResult``)."""
+    if not result.finished or result.model is None:
+        raise InputError(f"training stopped at step {result.step}; rerun the same command to finish it")
+    return MaskWarpModel(result.model, result.poses, result.class_maps, result.frames)

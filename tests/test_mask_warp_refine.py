@@ -1,0 +1,105 @@
+"""mask_warp after training: the low-bit model is what the archive holds, pose TTO, the QAT
+fine-tune and the output-bias sidecar never make the exact score worse, and the model file and
+the archive keep what they chose."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from test_mask_warp import CAMERA, TINY, clip_frames, lively, tiny_config, tiny_scorers  # noqa: E402
+
+from tac_core.errors import InputError  # noqa: E402
+from tac_torch.chain import pair_targets  # noqa: E402
+from tac_torch.mask_warp import render_uint8  # noqa: E402
+from tac_torch.mask_warp_io import read_model  # noqa: E402
+from tac_torch.mask_warp_refine import (MaskWarpModel, exact_scores, finetune, load_model, lowbit,  # noqa: E402
+                                        save_model, search_output_bias, tto_poses)
+from tac_torch.mask_warp_train import load_config, stored_codes  # noqa: E402
+from tac_torch.tto import TTOSettings  # noqa: E402
+
+PAIRS = 4
+
+
+@pytest.fixture(scope="module")
+def setup():
+    scorers = tiny_scorers(0)
+    frames = clip_frames(2 * PAIRS)
+    targets = pair_targets(frames, scorers, use_cache=False)
+    maps, poses = stored_codes(targets, TINY, 2 * PAIRS)
+    return scorers, targets, MaskWarpModel(lively(TINY), poses * 3, maps, 2 * PAIRS)
+
+
+def test_lowbit_is_what_the_archive_decodes(setup):
+    _, _, m = setup
+    low = lowbit(m)
+    back = read_model(m.archive())
+    assert torch.equal(back.poses, low.poses)
+    assert all(torch.equal(back.model.state_dict()[k], v) for k, v in low.model.state_dict().items())
+    assert lowbit(low).archive() == m.archive()          # quantising twice changes nothing
+
+
+def test_pose_tto_never_worsens_and_the_archive_holds_the_measured_poses(setup):
+    scorers, targets, m = setup
+    new, res = tto_poses(m, targets, scorers, TTOSettings(max_epochs=2, lr=8.0, batch_pairs=2), camera=CAMERA,
+                         show_progress=False)
+    assert res.after.score() <= res.before.score()
+    assert exact_scores(new, targets, scorers, CAMERA).score() == pytest.approx(res.after.score(), rel=1e-9)
+    if res.changed_pairs:
+        assert not torch.equal(new.poses, lowbit(m).poses)
+
+
+def test_finetune_keeps_the_weights_only_when_the_exact_score_falls(setup):
+    scorers, targets, m = setup
+    new, res = finetune(m, targets, scorers, steps=3, lr=1e-2, camera=CAMERA, show_progress=False)
+    assert res.after <= res.before
+    if res.kept:
+        assert exact_scores(new, targets, scorers, CAMERA).score() == pytest.approx(res.after)
+    else:
+        assert new is m
+    same, none = finetune(m, targets, scorers, steps=0, lr=1e-2, camera=CAMERA, show_progress=False)
+    assert same is m and not none.kept
+
+
+def test_sidecar_pays_for_its_bytes_and_inflates_as_measured(setup):
+    scorers, targets, m = setup
+    new, res = search_output_bias(m, targets, scorers, TTOSettings(max_epochs=1, lr=6.0, batch_pairs=2),
+                                  original_bytes=1e9, camera=CAMERA, show_progress=False)
+    assert res.score_after <= res.score_before
+    if res.kept:
+        back = read_model(new.archive())
+        assert torch.equal(back.output_bias, new.output_bias)
+        frames = torch.cat(list(render_uint8(back.model, back.class_maps, back.poses, "cpu", CAMERA,
+                                             output_bias=back.output_bias)))
+        plain = torch.cat(list(render_uint8(back.model, back.class_maps, back.poses, "cpu", CAMERA)))
+        assert not torch.equal(frames, plain)
+    dropped, res2 = search_output_bias(m, targets, scorers, TTOSettings(max_epochs=1, lr=6.0, batch_pairs=2),
+                                       original_bytes=1e3, camera=CAMERA, show_progress=False)
+    assert not res2.kept and dropped is m
+
+
+def test_model_files_round_trip_and_bad_ones_are_one_sentence(tmp_path, setup):
+    _, _, m = setup
+    bias = torch.zeros(PAIRS, 2, 3, dtype=torch.int8)
+    bias[1, 0, 2] = -4
+    path = save_model(tmp_path / "m.pt", MaskWarpModel(m.model, m.poses, m.class_maps, m.frames, "int4_sym", bias))
+    back = load_model(path)
+    assert torch.equal(back.output_bias, bias) and np.array_equal(back.class_maps, m.class_maps)
+    assert back.archive() == MaskWarpModel(m.model, m.poses, m.class_maps, m.frames, "int4_sym", bias).archive()
+    (tmp_path / "bad.pt").write_bytes(b"not a model")
+    with pytest.raises(InputError, match="not a readable mask_warp model file"):
+        load_model(tmp_path / "bad.pt")
+
+
+def test_refinement_tables_are_outside_the_training_fingerprint():
+    base = tiny_config()
+    from tac_torch.mask_warp_train import config_from_dict
+
+    other = config_from_dict({"train": {**{k: v for k, v in base.as_dict().items() if k not in ("spec",)}},
+                              "spec": dict(TINY), "tto": {"max_epochs": 7}, "finetune": {"qat_steps": 3}})
+    assert other.fingerprint() == base.fingerprint() and other.tto.max_epochs == 7
+    with pytest.raises(InputError, match="qat_steps"):
+        config_from_dict({"finetune": {"qat_steps": -1}})
+    assert load_config("demo").with_total_steps(3).total_steps == 3
