@@ -125,6 +125,17 @@ def targets_step(job: Job) -> Step:
     return Step("targets", run, {"scorers": job.scorer_config()}, files=[job.video], version=STEPS_VERSION)
 
 
+def _tto_summary(name: str, res) -> dict:
+    """A TTO result for the ledger, logged in one line."""
+    if res.before is None:
+        _log(f"{name}: disabled (0 epochs)")
+        return {"epochs": 0, "changed_pairs": 0}
+    _log(f"{name}: distortion score {res.before.score():.5f} -> {res.after.score():.5f} "
+         f"({res.changed_pairs} pairs changed, {res.epochs} epochs)")
+    return {"distortion_before": res.before.score(), "distortion_after": res.after.score(),
+            "changed_pairs": res.changed_pairs, "epochs": res.epochs, "history": res.history}
+
+
 def _save_model(path: Path, mf, note: dict) -> None:
     from tac_torch.export import save_model_file
 
@@ -151,11 +162,8 @@ def hnerv_steps(job: Job, recipe) -> list[Step]:
         targets, _ = load_targets(ctx.output("targets"))
         new, res = tto_latents(mf, targets, job.scorers, recipe.tto.settings(recipe.seed), camera=recipe.camera,
                                device=job.device)
-        summary = {"distortion_before": res.before.score(), "distortion_after": res.after.score(),
-                   "changed_pairs": res.changed_pairs, "epochs": res.epochs, "history": res.history}
+        summary = _tto_summary("tto latents", res)
         _save_model(ctx.dir / MODEL, new, summary)
-        _log(f"tto: distortion score {res.before.score():.5f} -> {res.after.score():.5f} "
-             f"({res.changed_pairs} pairs changed, {res.epochs} epochs)")
         return summary
 
     def sidecar(ctx: StepContext) -> dict:
@@ -222,10 +230,7 @@ def mask_warp_steps(job: Job, config) -> list[Step]:
         new, res = mw.tto_poses(m, targets(ctx), job.scorers, config.tto.settings(config.seed),
                                 camera=config.camera, device=job.device)
         mw.save_model(ctx.dir / MODEL, new)
-        _log(f"tto poses: distortion score {res.before.score():.5f} -> {res.after.score():.5f} "
-             f"({res.changed_pairs} pairs changed, {res.epochs} epochs)")
-        return {"distortion_before": res.before.score(), "distortion_after": res.after.score(),
-                "changed_pairs": res.changed_pairs, "epochs": res.epochs, "history": res.history}
+        return _tto_summary("tto poses", res)
 
     def finetune(ctx: StepContext) -> dict:
         m = mw.load_model(ctx.output("tto") / MODEL)

@@ -14,6 +14,7 @@ makes the measured score worse.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -136,7 +137,7 @@ class SidecarResult:
     bytes_before: int
     bytes_after: int
     pairs_with_bias: int
-    tto: TTOResult
+    tto: TTOResult | None           # None when the search was disabled
 
 
 def search_bias_codes(renderer: BiasCodes, start: torch.Tensor, targets: Targets, scorers: TorchScorers,
@@ -147,13 +148,17 @@ def search_bias_codes(renderer: BiasCodes, start: torch.Tensor, targets: Targets
     archive.zip size with them. Returns the codes to keep (None: no sidecar) and what was measured:
     they are kept only when the exact score with the real archive bytes improves."""
     pairs = start.shape[0]
+    old = start if bool(start.any()) else None
+    if settings.max_epochs == 0:                 # disabled: keep what there is, score nothing
+        n = archive_bytes(old)
+        return old, SidecarResult(False, math.nan, math.nan, n, n, int((start != 0).flatten(1).any(dim=1).sum()),
+                                  None)
     flat = start.reshape(pairs, -1).float()
     settings = TTOSettings(**{**settings.__dict__, "rate_per_byte": contract.RATE_WEIGHT / original_bytes})
     result = optimise_codes(renderer, flat.to(device), torch.ones(1, flat.shape[1], device=device), targets,
                             scorers, settings, chain=ContestChain(scorers, size=camera), device=device,
                             name="sidecar output bias", byte_cost=_bias_byte_cost, show_progress=show_progress)
     codes = result.codes.cpu().round().to(torch.int8).view(pairs, bias_sidecar.FRAMES, bias_sidecar.CHANNELS)
-    old = start if bool(start.any()) else None
     new = codes if bool(codes.any()) else None
     bytes_before, bytes_after = archive_bytes(old), archive_bytes(new)
     before = result.before.score(bytes_before / original_bytes)

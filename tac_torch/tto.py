@@ -88,16 +88,16 @@ class TTOResult:
     """The codes TTO keeps and what it measured."""
 
     codes: torch.Tensor             # (P, D) float: kept codes x scale
-    before: PairScores
-    after: PairScores
+    before: PairScores | None       # None when no epoch ran (nothing was scored)
+    after: PairScores | None
     epochs: int
     changed_pairs: int
     history: list[dict] = field(default_factory=list)
 
     @property
     def gain(self) -> float:
-        """Distortion score before minus after (>= 0)."""
-        return self.before.score() - self.after.score()
+        """Distortion score before minus after (>= 0; 0 when nothing ran)."""
+        return 0.0 if self.before is None else self.before.score() - self.after.score()
 
 
 def exact_pair_scores(renderer: CodeRenderer, codes: torch.Tensor, targets: Targets,
@@ -161,6 +161,8 @@ def optimise_codes(renderer: CodeRenderer, codes: torch.Tensor, scale: torch.Ten
             return np.zeros(n)
         return settings.rate_per_byte * np.asarray(byte_cost(q[:n]), dtype=np.float64)
 
+    if settings.max_epochs == 0:            # nothing to try: no scoring pass either
+        return TTOResult(codes=(best_q * scale).detach(), before=None, after=None, epochs=0, changed_pairs=0)
     start = exact_pair_scores(renderer, best_q * scale, targets, scorers)
     start_cost = cost(best_q)
     current, current_cost = start, start_cost
@@ -205,7 +207,7 @@ def optimise_codes(renderer: CodeRenderer, codes: torch.Tensor, scale: torch.Ten
                 break
     finally:
         bar.close()
-    final = exact_pair_scores(renderer, best_q * scale, targets, scorers) if epochs else start
+    final = exact_pair_scores(renderer, best_q * scale, targets, scorers)
     changed = int((best_q != code_scale(codes.to(device), scale)).any(dim=1).sum())
     final_total = final.score() + float(cost(best_q).sum())
     if changed and final_total >= start.score() + float(start_cost.sum()):

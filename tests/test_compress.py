@@ -67,8 +67,8 @@ def test_demo_preset_end_to_end_on_a_short_clip(tmp_path, small_clip, capsys):
     # a changed refinement setting redoes tto and what follows, never the training
     recipe = tmp_path / "demo2.toml"
     text = resources.files("tac_torch").joinpath("presets", "demo.toml").read_text()
-    assert "[tto]\nmax_epochs = 1" in text
-    recipe.write_text(text.replace("[tto]\nmax_epochs = 1", "[tto]\nmax_epochs = 2"))    # one more TTO epoch
+    assert "[tto]\nenabled = false" in text
+    recipe.write_text(text.replace("[tto]\nenabled = false", "[tto]\nenabled = true"))    # TTO on
     n = len(_ledger(out / "work" / "hnerv_pair"))
     assert main(["compress", str(small_clip), "-o", str(out), "--preset", str(recipe), "--steps", "2",
                  "--stand-in", "--no-baseline"]) == 0
