@@ -122,3 +122,13 @@ def test_delta_helps_correlated_rows():
     data = np.clip(rows, -127, 127).astype(np.int8).tobytes()
     chain, _ = best_chain(data, 1, True, (300, 28), ChooserOptions(stages=("range_static",)))
     assert chain.transforms and chain.transforms[0] == Transform(fmt.T_DELTA, 28)
+
+
+def test_max_effort_codes_packed_int4_tensors_whose_rows_are_not_whole_bytes():
+    from tac_core.archive import QuantSpec, quantize, read_archive, write_archive
+
+    rng = np.random.default_rng(3)
+    weights = rng.normal(0, 1, (7, 3, 3, 3)).astype(np.float32)        # 189 codes -> 95 packed bytes
+    q = quantize(weights, QuantSpec("int4_sym", axis=0))
+    data = write_archive({"w": q}, options=ChooserOptions(effort="max"))
+    assert np.array_equal(read_archive(data).tensors["w"], read_archive(write_archive({"w": q})).tensors["w"])

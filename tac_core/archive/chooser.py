@@ -105,7 +105,7 @@ def _transforms(size: int, width: int, signed: bool, shape: tuple[int, ...] | No
         row = size // shape[0]
         if 0 < row < size:
             out.append((Transform(fmt.T_DELTA, row), Transform(fmt.T_ZIGZAG, 1)))
-            if options.effort == "max":
+            if options.effort == "max" and size % shape[0] == 0:   # packed 4-bit codes may not fill whole rows
                 out.append((Transform(fmt.T_TRANSPOSE, shape[0]),))
     return out
 
