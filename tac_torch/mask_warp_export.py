@@ -34,10 +34,7 @@ VECTOR_KIND = "int8_sym"                       # biases: per tensor, 4 bits woul
 POSE_SPEC = LATENT_SPEC
 # Class maps are stored losslessly: what the renderer was trained on is what the archive holds.
 CLASS_MAP_SPEC = QuantSpec("raw")
-# "fast": the chooser's "max" effort tries a transpose by the first dimension, which fails on
-# packed int4 codes whose byte count is not a multiple of it (tac_core.archive.chooser._transforms);
-# "fast" skips that candidate (and one LZMA and one range-coder setting), and codes class maps faster.
-ARCHIVE_OPTIONS = ChooserOptions(contest_safe=True, effort="fast")
+ARCHIVE_OPTIONS = ChooserOptions(contest_safe=True)
 
 
 def archive_specs(model: torch.nn.Module, weights: str = "int4_sym") -> dict[str, QuantSpec]:
