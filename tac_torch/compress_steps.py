@@ -59,25 +59,33 @@ def _log(text: str) -> None:
 
 # --- shared steps ---------------------------------------------------------------
 
+def score_submission(job: Job, source: Path, folder: Path) -> dict:
+    """Copy the submission folder ``source`` to ``folder``, inflate it through its own inflate.sh,
+    score it (``score.json``, ``report.txt`` inside) and return the score's parts and axis."""
+    from tac_torch.evaluate import evaluate
+
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.copytree(source, folder, ignore=shutil.ignore_patterns(contract.INFLATED_DIR, "report.txt", "score.json"))
+    harness.run_inflate(folder, [job.video.name])
+    names = folder.parent / f"{folder.name}.names.txt"
+    write_atomic(names, job.video.name + "\n")
+    try:
+        result = evaluate(folder, job.video.parent, job.scorers, names_file=names, rate_basis=job.basis,
+                          command=job.command)
+    finally:
+        names.unlink(missing_ok=True)
+    shutil.rmtree(folder / contract.INFLATED_DIR, ignore_errors=True)    # frames: large, re-creatable
+    c = result.components
+    return {"score": c.score, "seg": c.seg, "pose": c.pose, "bytes": c.archive_bytes, "rate": c.rate,
+            "axis": result.record.axis}
+
+
 def evaluate_step(job: Job, source: str) -> Step:
     """Copy ``source``'s submission folder, inflate it with its own inflate.sh and score it."""
     def run(ctx: StepContext) -> dict:
-        from tac_torch.evaluate import evaluate
-
-        folder = ctx.dir / SUBMISSION
-        shutil.rmtree(folder, ignore_errors=True)
-        shutil.copytree(ctx.output(source) / SUBMISSION, folder, ignore=shutil.ignore_patterns(
-            contract.INFLATED_DIR, "report.txt", "score.json"))
-        harness.run_inflate(folder, [job.video.name])
-        names = ctx.dir / "names.txt"
-        write_atomic(names, job.video.name + "\n")
-        result = evaluate(folder, job.video.parent, job.scorers, names_file=names, rate_basis=job.basis,
-                          command=job.command)
-        write_atomic(ctx.dir / "score.json", result.record.to_json())
-        shutil.rmtree(folder / contract.INFLATED_DIR, ignore_errors=True)   # frames: large, re-creatable
-        c = result.components
-        return {"score": c.score, "seg": c.seg, "pose": c.pose, "bytes": c.archive_bytes, "rate": c.rate,
-                "axis": result.record.axis}
+        summary = score_submission(job, ctx.output(source) / SUBMISSION, ctx.dir / SUBMISSION)
+        shutil.copyfile(ctx.dir / SUBMISSION / "score.json", ctx.dir / "score.json")
+        return summary
     return Step("evaluate", run, {"scorers": job.scorer_config(), "basis": job.basis,
                                   "video": job.video.name}, version=STEPS_VERSION)
 

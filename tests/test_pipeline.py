@@ -315,3 +315,14 @@ def test_tac_runs_with_no_runs_is_friendly(capsys):
     assert capsys.readouterr().out.startswith("no runs yet")
     assert main(["runs", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == []
+
+
+def test_a_score_copied_to_the_output_folder_is_listed_once(tmp_path):
+    out = tmp_path / "submission"
+    out.mkdir()
+    (out / "score.json").write_text(score_record("proxy", 3.0).to_json())
+    run_pipeline(tmp_path / "run", [Step("evaluate", lambda ctx: (ctx.dir / "score.json").write_text(
+        score_record("proxy", 3.0).to_json()) and {})], meta={"output": str(out)}, log=lambda _: None)
+    assert [s.record.score for s in describe_run(tmp_path / "run").scores] == [3.0]
+    (out / "score.json").write_text(score_record("proxy", 2.0).to_json())      # a different record: both
+    assert sorted(s.record.score for s in describe_run(tmp_path / "run").scores) == [2.0, 3.0]

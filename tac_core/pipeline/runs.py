@@ -153,7 +153,13 @@ def describe_run(run_dir: Path) -> RunInfo:
         else []
     created = str(record.get("created", ""))
     last = _last_ledger_time(run_dir) or str(record.get("updated", created))
-    scores = [_read_score(p) for p in _score_paths(run_dir, meta)]
+    scores, seen = [], set()
+    for score in (_read_score(p) for p in _score_paths(run_dir, meta)):
+        same = None if score.record is None else score.record.to_json()
+        if same is not None and same in seen:
+            continue                       # a copy of a record already listed (a step's and the output's)
+        seen.add(same)
+        scores.append(score)
     problems += [f"{s.path}: {s.error}" for s in scores if s.record is None]
     return RunInfo(run_dir, created, meta, steps, _finished_steps(run_dir, steps), last, scores, problems)
 
