@@ -4,7 +4,7 @@
     [spec]    overrides of the hnerv_pair default spec (tac_torch.renderers.make_spec)
     [[stage]] name, steps, learning rates, weight decay, qat, ema_decay, loss weights, schedule
     [tto]     after training: test-time optimisation of the latents (enabled, max_epochs, min_gain,
-              lr, batch_pairs)
+              lr, batch_pairs, inner_steps)
     [sidecar] then the output-bias sidecar search, same keys
 
 Every key is checked when the recipe is built: an unknown key, a wrong type
@@ -82,13 +82,14 @@ class Refine:
     min_gain: float = 1e-4
     lr: float = 1.0                   # Adam step in code units
     batch_pairs: int = 4
+    inner_steps: int = 3              # Adam steps per batch of pairs in each epoch
 
     def settings(self, seed: int = 0):
         """The ``tac_torch.tto.TTOSettings`` of this table (0 epochs when disabled)."""
         from tac_torch.tto import TTOSettings
 
         return TTOSettings(max_epochs=self.max_epochs if self.enabled else 0, min_gain=self.min_gain,
-                           lr=self.lr, batch_pairs=self.batch_pairs, seed=seed)
+                           lr=self.lr, batch_pairs=self.batch_pairs, inner_steps=self.inner_steps, seed=seed)
 
 
 @dataclass(frozen=True)
@@ -189,6 +190,7 @@ _RANGES = {  # name: (low, high, low inclusive)
     "pose": (0, None, True), "rate": (0, None, True), "margin": (0, None, True),
     "temperature": (0, None, False), "boost": (0, None, True), "pixel": (0, None, True),
     "max_epochs": (0, None, True), "min_gain": (0, None, True), "lr": (0, None, False),
+    "inner_steps": (1, None, True),
 }
 
 

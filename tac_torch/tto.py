@@ -5,9 +5,9 @@ archive stores per pair (``hnerv_pair`` latents, ``mask_warp`` poses, the output
 They are int8 with a fixed per-dimension scale ``s``, so the optimiser works in code units:
 
     u (P, D) float, starts at codes / s
-    step: pairs = a seeded shuffle, batch_pairs at a time
+    epoch: pairs in a seeded shuffle, batch_pairs at a time; per batch, inner_steps of a fresh Adam:
       q = round(clamp(u, -127, 127)) (straight-through) --x s--> renderer.pairs --> ContestChain
-        --> score_loss (seg surrogate + sqrt pose term) --backward--> Adam on u
+        --> score_loss (seg surrogate + sqrt pose term) --backward--> Adam on that batch's rows of u
     epoch end: the candidate codes, rendered as the archive would (renderer.uint8), scored by the
       evaluator's exact path; pair i keeps its new codes only when its own exact change
         d_i = 100 * d_seg_i / P + f'(m) * d_mse_i / P + rate_per_byte * d_bytes_i
@@ -60,13 +60,14 @@ class TTOSettings:
     min_gain: float = 1e-4          # stop once an epoch gains less (score units)
     lr: float = 1.0                 # Adam step, in code units
     batch_pairs: int = 4
+    inner_steps: int = 3            # Adam steps on each batch of pairs per epoch (fresh state per batch)
     seed: int = 0
     rate_per_byte: float = 0.0      # score units per archive byte (25 / original bytes)
     weights: LossWeights = field(default_factory=LossWeights)
 
     def __post_init__(self):
-        if self.max_epochs < 0 or self.batch_pairs < 1:
-            raise InputError("TTO needs max_epochs >= 0 and batch_pairs >= 1")
+        if self.max_epochs < 0 or self.batch_pairs < 1 or self.inner_steps < 1:
+            raise InputError("TTO needs max_epochs >= 0, batch_pairs >= 1 and inner_steps >= 1")
         if not (self.lr > 0 and self.min_gain >= 0 and self.rate_per_byte >= 0):
             raise InputError("TTO needs lr > 0, min_gain >= 0 and rate_per_byte >= 0")
 
@@ -151,8 +152,7 @@ def optimise_codes(renderer: CodeRenderer, codes: torch.Tensor, scale: torch.Ten
     scale = scale.to(device).float().expand_as(codes.to(device))
     best_q = code_scale(codes.to(device), scale)
     frozen = best_q.abs() >= CODE_LIMIT
-    u = torch.nn.Parameter(best_q.clone())
-    opt = torch.optim.Adam([u], lr=settings.lr)
+    u = best_q.clone()
     chain = chain or ContestChain(scorers)
     gen = torch.Generator().manual_seed(settings.seed)
 
@@ -173,30 +173,30 @@ def optimise_codes(renderer: CodeRenderer, codes: torch.Tensor, scale: torch.Ten
             order = torch.randperm(n, generator=gen)
             for i in range(0, n, settings.batch_pairs):
                 index = order[i:i + settings.batch_pairs]
-                q = round_ste(u[index].clamp(-CODE_LIMIT, CODE_LIMIT))
-                out = chain(renderer.pairs(q * scale[index], index))
+                rows = index.to(u.device)
+                ub = torch.nn.Parameter(u[rows].clone())
+                opt = torch.optim.Adam([ub], lr=settings.lr)
                 seg_t, pose_t = targets.batch(index.numpy(), device)
-                loss = score_loss(out.pose, out.seg_logits, pose_t, seg_t, weights=settings.weights)["loss"]
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                with torch.no_grad():
-                    others = torch.ones(P, dtype=torch.bool, device=u.device)
-                    others[index.to(u.device)] = False
-                    kept = u.data[others].clone()          # Adam's momentum must not move other pairs
+                for _ in range(settings.inner_steps):
+                    q = round_ste(ub.clamp(-CODE_LIMIT, CODE_LIMIT))
+                    out = chain(renderer.pairs(q * scale[rows], index))
+                    loss = score_loss(out.pose, out.seg_logits, pose_t, seg_t, weights=settings.weights)["loss"]
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    ub.grad[frozen[rows]] = 0
                     opt.step()
-                    u.data[others] = kept
-                    u.data[frozen] = best_q[frozen]
+                with torch.no_grad():
+                    u[rows] = torch.where(frozen[rows], best_q[rows], ub.detach())
                 bar.update(len(index))
-            with torch.no_grad():
-                cand_q = u.detach().clamp(-CODE_LIMIT, CODE_LIMIT).round()
+            cand_q = u.clamp(-CODE_LIMIT, CODE_LIMIT).round()
             cand = exact_pair_scores(renderer, cand_q * scale, targets, scorers)
             cand_cost = cost(cand_q)
             delta = pair_changes(current, cand, cand_cost - current_cost)
             take = delta < 0
             gain = float(-delta[take].sum())
-            rows = torch.zeros(P, dtype=torch.bool, device=best_q.device)
-            rows[:n] = torch.from_numpy(take).to(best_q.device)
-            best_q[rows] = cand_q[rows]
+            accept = torch.zeros(P, dtype=torch.bool, device=best_q.device)
+            accept[:n] = torch.from_numpy(take).to(best_q.device)
+            best_q[accept] = cand_q[accept]
             current = PairScores(np.where(take, cand.seg, current.seg), np.where(take, cand.mse, current.mse))
             current_cost = np.where(take, cand_cost, current_cost)
             epochs = epoch + 1
