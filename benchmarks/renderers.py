@@ -90,7 +90,7 @@ def main() -> None:
 
     print(f"\nclip: {video.name} ({args.seconds:g} s), scorers: {scorers.kind}, {args.steps} training steps, "
           f"{args.epochs} epoch(s) per TTO / sidecar search\n")
-    head = f"| renderer | variant | seg | pose | bytes | rate | score | vs first | axis |"
+    head = "| renderer | variant | seg | pose | bytes | rate | score | vs first | axis |"
     print(head)
     print("|---|---|---:|---:|---:|---:|---:|---:|---|")
     first: dict[str, float] = {}

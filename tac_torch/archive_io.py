@@ -66,14 +66,24 @@ def read_model(data: bytes) -> HnervArchive:
         model = renderers.HnervPair.from_arrays(spec, tensors).eval()
     except (InputError, WeightsError) as exc:
         raise ArchiveError(f"archive does not describe an {renderers.NAME} decoder: {exc}") from None
-    frames = 2 * len(latents) if frames is None else frames
-    if frames < 1 or pairs_for(frames) != len(latents):
-        raise ArchiveError(f"archive declares {frames} frames but holds {len(latents)} latents "
+    return HnervArchive(model, torch.from_numpy(np.ascontiguousarray(latents, dtype=np.float32)),
+                        checked_frames(frames, len(latents), "latents"), sidecar_codes(bias, len(latents)))
+
+
+def checked_frames(frames: int | None, pairs: int, what: str) -> int:
+    """An archive's declared frame count (absent: two per pair), checked against its ``pairs`` codes."""
+    frames = 2 * pairs if frames is None else frames
+    if frames < 1 or pairs_for(frames) != pairs:
+        raise ArchiveError(f"archive declares {frames} frames but holds {pairs} {what} "
                            f"(needs {pairs_for(max(frames, 1))})")
-    if bias is not None:
-        try:
-            bias = torch.from_numpy(output_bias.check_codes(bias, len(latents)))
-        except InputError as exc:
-            raise ArchiveError(f"archive's output-bias sidecar does not fit: {exc}") from None
-    return HnervArchive(model, torch.from_numpy(np.ascontiguousarray(latents, dtype=np.float32)), int(frames),
-                        bias)
+    return int(frames)
+
+
+def sidecar_codes(bias, pairs: int) -> torch.Tensor | None:
+    """An archive's output-bias codes as an int8 tensor (P, 2, 3), checked; None when absent."""
+    if bias is None:
+        return None
+    try:
+        return torch.from_numpy(output_bias.check_codes(bias, pairs))
+    except InputError as exc:
+        raise ArchiveError(f"archive's output-bias sidecar does not fit: {exc}") from None

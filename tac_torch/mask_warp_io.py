@@ -19,7 +19,7 @@ from tac_core.architectures import output_bias
 from tac_core.archive import read_archive
 from tac_core.errors import ArchiveError, InputError, WeightsError
 from tac_torch import mask_warp
-from tac_torch.archive_io import FRAMES_PARAM, pairs_for
+from tac_torch.archive_io import FRAMES_PARAM, checked_frames, sidecar_codes
 
 
 class Decoded(NamedTuple):
@@ -63,14 +63,6 @@ def read_model(data: bytes) -> Decoded:
         model = mask_warp.MaskWarp.from_arrays(spec, tensors).eval()
     except (InputError, WeightsError) as exc:
         raise ArchiveError(f"archive does not describe a {mask_warp.NAME} renderer: {exc}") from None
-    frames = 2 * len(poses) if frames is None else frames
-    if frames < 1 or pairs_for(frames) != len(poses):
-        raise ArchiveError(f"archive declares {frames} frames but holds {len(poses)} poses "
-                           f"(needs {pairs_for(max(frames, 1))})")
-    if bias is not None:
-        try:
-            bias = torch.from_numpy(output_bias.check_codes(bias, len(poses)))
-        except InputError as exc:
-            raise ArchiveError(f"archive's output-bias sidecar does not fit: {exc}") from None
     return Decoded(model, torch.from_numpy(maps.astype(np.int64)),
-                   torch.from_numpy(np.ascontiguousarray(poses, dtype=np.float32)), int(frames), bias)
+                   torch.from_numpy(np.ascontiguousarray(poses, dtype=np.float32)),
+                   checked_frames(frames, len(poses), "poses"), sidecar_codes(bias, len(poses)))

@@ -20,9 +20,7 @@ import dataclasses
 import hashlib
 import json
 import math
-import tomllib
-from dataclasses import asdict, dataclass, field, fields
-from importlib import resources
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -39,7 +37,7 @@ from tac_torch.losses import LossWeights, score_loss
 from tac_torch.mask_warp import MaskWarp, make_spec, resize_class_maps
 from tac_torch.mask_warp_export import POSE_SPEC, WEIGHT_KINDS, archive_specs, export_submission
 from tac_torch.quant import fake_quantized_params, quantize_values
-from tac_torch.recipe import Refine, _check_fields, _known
+from tac_torch.recipe import Refine, check_fields, known_keys, read_toml
 from tac_torch.train import _data_key, load_frames
 
 PRESETS = ("demo", "contest")
@@ -92,9 +90,9 @@ class MaskWarpConfig:
     source: str = "<config>"           # where it was read from (not part of the fingerprint)
 
     def __post_init__(self):
-        _check_fields(self, "[train]", self.source, skip=("spec", "source", *AFTER_TRAINING))
+        check_fields(self, "[train]", self.source, skip=("spec", "source", *AFTER_TRAINING))
         for table in AFTER_TRAINING:
-            _check_fields(getattr(self, table), f"[{table}]", self.source)
+            check_fields(getattr(self, table), f"[{table}]", self.source)
         for key in ("float_steps", "qat_steps", "warmup"):
             if getattr(self, key) < 0:
                 raise InputError(f"{self.source}: [train] key {key!r} must be >= 0, got {getattr(self, key)}")
@@ -162,12 +160,12 @@ def config_from_dict(data: Mapping[str, Any], source: str = "<config>") -> MaskW
     if unknown:
         raise InputError(f"{source}: unknown table {unknown[0]!r} (known: train, spec, "
                          f"{', '.join(AFTER_TRAINING)})")
-    head = _known(data.get("train", {}), MaskWarpConfig, "[train]", source, exclude=AFTER_TRAINING)
+    head = known_keys(data.get("train", {}), MaskWarpConfig, "[train]", source, exclude=AFTER_TRAINING)
     for table, cls in (("tto", Refine), ("finetune", Finetune), ("sidecar", Refine)):
         if table in data:
             if not isinstance(data[table], dict):
                 raise InputError(f"{source}: [{table}] must be a table")
-            head[table] = cls(**_known(data[table], cls, f"[{table}]", source))
+            head[table] = cls(**known_keys(data[table], cls, f"[{table}]", source))
     head.setdefault("name", Path(source).stem)
     spec = data.get("spec", {})
     if not isinstance(spec, dict):
@@ -180,20 +178,9 @@ def config_from_dict(data: Mapping[str, Any], source: str = "<config>") -> MaskW
 
 def load_config(preset_or_path: str | Path) -> MaskWarpConfig:
     """A config from a preset name (``demo``, ``contest``, or ``mask_warp_demo`` ...) or a TOML path."""
-    name = str(preset_or_path)
-    short = name[len(PRESET_PREFIX):] if name.startswith(PRESET_PREFIX) else name
-    if short in PRESETS:
-        text = resources.files("tac_torch").joinpath("presets", f"{PRESET_PREFIX}{short}.toml").read_text()
-        source = f"preset {PRESET_PREFIX}{short}"
-    else:
-        path = Path(name)
-        if not path.is_file():
-            raise InputError(f"{path}: mask_warp config not found (or use a preset: {', '.join(PRESETS)})")
-        text, source = path.read_text(), str(path)
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"{source}: not valid TOML ({exc})") from None
+    presets = {n: f"{PRESET_PREFIX}{n}.toml" for n in PRESETS}
+    presets.update({f"{PRESET_PREFIX}{n}": f for n, f in list(presets.items())})
+    data, source = read_toml(preset_or_path, presets, "mask_warp config")
     return config_from_dict(data, source)
 
 

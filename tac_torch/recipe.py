@@ -110,16 +110,16 @@ class Recipe:
     source: str = "<recipe>"          # where it was read from (not part of the fingerprint)
 
     def __post_init__(self):
-        _check_fields(self, "recipe", self.source, skip=("stages", "spec", "source", "tto", "sidecar"))
-        _check_fields(self.tto, "[tto]", self.source)
-        _check_fields(self.sidecar, "[sidecar]", self.source)
+        check_fields(self, "recipe", self.source, skip=("stages", "spec", "source", "tto", "sidecar"))
+        check_fields(self.tto, "[tto]", self.source)
+        check_fields(self.sidecar, "[sidecar]", self.source)
         if not self.stages:
             raise InputError(f"{self.source}: a recipe needs at least one [[stage]]")
         names = [s.name for s in self.stages]
         if len(set(names)) != len(names):
             raise InputError(f"{self.source}: stage names must be unique, got {names}")
         for s in self.stages:
-            _check_fields(s, f"stage {s.name!r}", self.source)
+            check_fields(s, f"stage {s.name!r}", self.source)
         try:
             object.__setattr__(self, "spec", dict(self.spec))
             make_spec(**self.spec)
@@ -194,7 +194,7 @@ _RANGES = {  # name: (low, high, low inclusive)
 }
 
 
-def _check_fields(obj, where: str, source: str, skip: tuple[str, ...] = ()) -> None:
+def check_fields(obj, where: str, source: str, skip: tuple[str, ...] = ()) -> None:
     for f in fields(obj):
         if f.name in skip:
             continue
@@ -218,7 +218,7 @@ def _check_fields(obj, where: str, source: str, skip: tuple[str, ...] = ()) -> N
                          f"got {obj.schedule!r}")
 
 
-def _known(table: Mapping[str, Any], cls, where: str, source: str, extra: tuple[str, ...] = (),
+def known_keys(table: Mapping[str, Any], cls, where: str, source: str, extra: tuple[str, ...] = (),
            exclude: tuple[str, ...] = ("tto", "sidecar")) -> dict:
     allowed = {f.name for f in fields(cls)} - {"stages", "spec", "source", *exclude} | set(extra)
     unknown = sorted(set(table) - allowed)
@@ -233,7 +233,7 @@ def recipe_from_dict(data: Mapping[str, Any], source: str = "<recipe>") -> Recip
     unknown = sorted(set(data) - {"recipe", "spec", "stage", "tto", "sidecar"})
     if unknown:
         raise InputError(f"{source}: unknown table {unknown[0]!r} (known: recipe, spec, stage, tto, sidecar)")
-    head = _known(data.get("recipe", {}), Recipe, "[recipe]", source)
+    head = known_keys(data.get("recipe", {}), Recipe, "[recipe]", source)
     if "name" not in head:
         head["name"] = Path(source).stem
     stages = data.get("stage", [])
@@ -241,7 +241,7 @@ def recipe_from_dict(data: Mapping[str, Any], source: str = "<recipe>") -> Recip
         raise InputError(f"{source}: stages are written as [[stage]] tables")
     built = []
     for i, table in enumerate(stages):
-        table = _known(table, Stage, f"[[stage]] #{i + 1}", source)
+        table = known_keys(table, Stage, f"[[stage]] #{i + 1}", source)
         for key in ("name", "steps"):
             if key not in table:
                 raise InputError(f"{source}: [[stage]] #{i + 1} needs the key {key!r}")
@@ -257,23 +257,29 @@ def recipe_from_dict(data: Mapping[str, Any], source: str = "<recipe>") -> Recip
         if table in data:
             if not isinstance(data[table], dict):
                 raise InputError(f"{source}: [{table}] must be a table")
-            refine[table] = Refine(**_known(data[table], Refine, f"[{table}]", source))
+            refine[table] = Refine(**known_keys(data[table], Refine, f"[{table}]", source))
     return Recipe(stages=tuple(built), spec=spec, source=source, **head, **refine)
+
+
+def read_toml(preset_or_path: str | Path, presets: dict[str, str], what: str) -> tuple[dict, str]:
+    """Parsed TOML of a preset (``presets``: name -> file under tac_torch/presets/) or of a file path,
+    and where it came from; ``InputError`` when it is missing or not TOML."""
+    name = str(preset_or_path)
+    if name in presets:
+        text = resources.files("tac_torch").joinpath("presets", presets[name]).read_text()
+        source = f"preset {Path(presets[name]).stem}"
+    else:
+        path = Path(name)
+        if not path.is_file():
+            raise InputError(f"{path}: {what} not found (or use a preset: {', '.join(sorted(set(presets)))})")
+        text, source = path.read_text(), str(path)
+    try:
+        return tomllib.loads(text), source
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{source}: not valid TOML ({exc})") from None
 
 
 def load_recipe(preset_or_path: str | Path) -> Recipe:
     """A recipe from a preset name (``demo``, ``contest``) or a TOML file path."""
-    name = str(preset_or_path)
-    if name in PRESETS:
-        text = resources.files("tac_torch").joinpath("presets", f"{name}.toml").read_text()
-        source = f"preset {name}"
-    else:
-        path = Path(name)
-        if not path.is_file():
-            raise InputError(f"{path}: recipe file not found (or use a preset: {', '.join(PRESETS)})")
-        text, source = path.read_text(), str(path)
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"{source}: not valid TOML ({exc})") from None
+    data, source = read_toml(preset_or_path, {name: f"{name}.toml" for name in PRESETS}, "recipe file")
     return recipe_from_dict(data, source)
