@@ -3,7 +3,7 @@ one set of scorers, in one run.
 
     clip (the embedded synthetic clip, --seconds) --tac compress's pipelines (tac_torch.compress_steps)-->
       hnerv_pair: train | + latent TTO | + output-bias sidecar
-      mask_warp:  lowbit | + pose TTO | + QAT finetune | + output-bias sidecar
+      mask_warp:  lowbit | + near-lossless maps | + pose TTO | + QAT finetune | + output-bias sidecar
     each row: that step's model packaged, inflated through its own inflate.sh, evaluated
 
 The table gives seg, pose, bytes, rate and score per row (every score labelled with its axis) and
@@ -26,7 +26,7 @@ from tac_core.files import sha256_file
 from tac_core.pipeline import run_pipeline
 
 HNERV = [("train", "no refinement"), ("tto", "+ latent TTO"), ("sidecar", "+ output-bias sidecar")]
-MASK_WARP = [("lowbit", "no refinement"), ("tto", "+ pose TTO"), ("finetune", "+ QAT finetune"),
+MASK_WARP = [("lowbit", "no refinement"), ("maps", "+ near-lossless maps"), ("tto", "+ pose TTO"), ("finetune", "+ QAT finetune"),
              ("sidecar", "+ output-bias sidecar")]
 
 

@@ -1,7 +1,8 @@
 """The main job's pipeline steps (``tac_core.pipeline``), one chain per method.
 
     hnerv_pair: targets -> train -> tto -> sidecar -> package -> evaluate
-    mask_warp:  targets -> train -> lowbit -> tto (poses) -> finetune (QAT) -> sidecar -> package -> evaluate
+    mask_warp:  targets -> train -> lowbit -> maps (near-lossless) -> tto (poses) -> finetune (QAT)
+                -> sidecar -> package -> evaluate
     x265 | av1: encode -> evaluate
     baseline:   encode (x265 baseline_fast) -> evaluate      (a run of its own, OUT/work/baseline)
 
@@ -212,7 +213,7 @@ def hnerv_steps(job: Job, recipe) -> list[Step]:
 # --- mask_warp ------------------------------------------------------------------
 
 def mask_warp_steps(job: Job, config) -> list[Step]:
-    """targets -> train -> lowbit -> tto -> finetune -> sidecar -> package -> evaluate (``mask_warp``)."""
+    """targets -> train -> lowbit -> maps -> tto -> finetune -> sidecar -> package -> evaluate (``mask_warp``)."""
     from tac_torch import mask_warp_refine as mw
 
     def targets(ctx: StepContext):
@@ -233,8 +234,21 @@ def mask_warp_steps(job: Job, config) -> list[Step]:
         scores = mw.exact_scores(m, targets(ctx), job.scorers, config.camera, job.device)
         return {"distortion": scores.score(), "archive_bytes": m.archive_bytes()}
 
-    def tto(ctx: StepContext) -> dict:
+    def maps(ctx: StepContext) -> dict:
         m = mw.load_model(ctx.output("lowbit") / MODEL)
+        t, frames = load_targets(ctx.output("targets"))
+        new, res = mw.simplify_maps(m, t, job.scorers, max_flip_fraction=config.maps.max_flip_fraction,
+                                    original_bytes=job.original_bytes(frames), camera=config.camera,
+                                    device=job.device)
+        mw.save_model(ctx.dir / MODEL, new)
+        if config.maps.max_flip_fraction:
+            _log(f"maps: {'kept' if res.kept else 'dropped'} near-lossless maps ({res.flipped} pixels flipped); "
+                 f"score {res.score_before:.5f} -> {res.score_after:.5f}, {res.bytes_before:,} -> {res.bytes_after:,} bytes")
+        return {"kept": res.kept, "flipped": res.flipped, "bytes_before": res.bytes_before,
+                "bytes_after": res.bytes_after}
+
+    def tto(ctx: StepContext) -> dict:
+        m = mw.load_model(ctx.output("maps") / MODEL)
         new, res = mw.tto_poses(m, targets(ctx), job.scorers, config.tto.settings(config.seed),
                                 camera=config.camera, device=job.device)
         mw.save_model(ctx.dir / MODEL, new)
@@ -275,6 +289,7 @@ def mask_warp_steps(job: Job, config) -> list[Step]:
     return [targets_step(job),
             Step("train", train, {"config": config.as_dict()}, version=STEPS_VERSION),
             Step("lowbit", lowbit, {"weights": config.weights}, version=STEPS_VERSION),
+            Step("maps", maps, {"maps": asdict(config.maps), "basis": job.basis, **after}, version=STEPS_VERSION),
             Step("tto", tto, {"tto": asdict(config.tto), **after}, version=STEPS_VERSION),
             Step("finetune", finetune, {"finetune": asdict(config.finetune), **after}, version=STEPS_VERSION),
             Step("sidecar", sidecar, {"sidecar": asdict(config.sidecar), "basis": job.basis, **after},

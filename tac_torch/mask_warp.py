@@ -207,9 +207,13 @@ class MaskWarp(nn.Module):
         if poses.dim() != 2 or poses.shape != (len(class_maps), self.spec["pose_dim"]):
             raise InputError(f"poses must have shape ({len(class_maps)}, {self.spec['pose_dim']}), "
                              f"got {tuple(poses.shape)}")
-        onehot = self.onehot(class_maps)
+        return self.from_onehot(self.onehot(class_maps), poses.float())
+
+    def from_onehot(self, onehot: torch.Tensor, poses: torch.Tensor) -> torch.Tensor:
+        """``forward`` from one-hot maps ``(B, classes, H, W)``: differentiable with respect to the
+        classes (what the near-lossless class-map search reads its flip costs from)."""
         second = self.second_frame(onehot)
-        first = self.first_frame(second, self.flow(onehot, poses.float()), onehot)
+        first = self.first_frame(second, self.flow(onehot, poses), onehot)
         return torch.stack([first, second], dim=1)
 
     render_pairs = forward

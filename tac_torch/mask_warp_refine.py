@@ -3,6 +3,8 @@ with the optimised poses, and the output-bias sidecar.
 
     trained network (float) + stored codes (class maps, poses)
       --lowbit: weights and poses through the archive's quantisers (what the archive holds)-->
+      --maps: near-lossless class maps (specks flipped where the loss says they cost least),
+        kept only if the exact score with the real archive bytes falls-->
       --tto_poses: the int8 poses optimised against PoseNet/SegNet through the fixed network
         (tac_torch.tto.optimise_codes; a pair keeps new poses only where its exact score falls)-->
       --finetune: QAT steps on the weights with those poses; kept only if the exact score falls-->
@@ -17,6 +19,7 @@ quantizer kind) and, optionally, output_bias (P, 2, 3) int8.
 from __future__ import annotations
 
 import io
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -212,6 +215,66 @@ def search_output_bias(m: MaskWarpModel, targets: Targets, scorers: TorchScorers
                                    archive_bytes=lambda q: replace(m, output_bias=q).archive_bytes(),
                                    camera=camera, device=device, show_progress=show_progress)
     return (replace(m, output_bias=codes) if res.kept else m), res
+
+
+def flip_costs(m: MaskWarpModel, targets: Targets, scorers: TorchScorers, *, camera=contract.CAMERA_HW,
+               device: str = "cpu", batch: int = 4) -> np.ndarray:
+    """Per pixel of the class maps, the first-order change of the training loss if the pixel took
+    the class most of its neighbours share (``tac_core.archive.speck_fill``): float32 (P, h, w).
+    Negative: the renderer would do better with the flip."""
+    from tac_core.archive.classmap import speck_fill
+    from tac_torch.losses import score_loss
+
+    low = lowbit(m)
+    net, chain = low.model.to(device), ContestChain(scorers, size=camera)
+    maps, poses = _maps(low, device), low.poses.to(device)
+    out = np.zeros(m.class_maps.shape, np.float32)
+    n = len(targets)
+    for i in range(0, n, batch):
+        idx = torch.arange(i, min(n, i + batch))
+        onehot = net.onehot(maps[idx]).requires_grad_(True)
+        result = chain(net.from_onehot(onehot, poses[idx]))
+        seg_t, pose_t = targets.batch(idx.numpy(), device)
+        score_loss(result.pose, result.seg_logits, pose_t, seg_t)["loss"].backward()
+        grad = onehot.grad.detach().cpu().numpy()                  # (b, K, h, w)
+        for j, p in enumerate(idx.tolist()):
+            fill, _ = speck_fill(m.class_maps[p])
+            fill = np.clip(fill, 0, grad.shape[1] - 1).astype(np.int64)
+            now = m.class_maps[p].astype(np.int64)
+            g = grad[j]
+            out[p] = (np.take_along_axis(g, fill[None], 0)[0] - np.take_along_axis(g, now[None], 0)[0])
+    return out
+
+
+@dataclass
+class MapsResult:
+    kept: bool
+    flipped: int                    # pixels changed in the kept maps
+    score_before: float             # exact scores with the real archive bytes
+    score_after: float
+    bytes_before: int
+    bytes_after: int
+
+
+def simplify_maps(m: MaskWarpModel, targets: Targets, scorers: TorchScorers, *, max_flip_fraction: float,
+                  original_bytes: float, camera=contract.CAMERA_HW, device: str = "cpu") -> tuple[MaskWarpModel, MapsResult]:
+    """Near-lossless class maps: isolated specks flipped to their surroundings where the renderer's
+    loss says they cost least (``flip_costs``), kept only when the exact score with the real
+    archive bytes improves."""
+    from tac_core.archive import simplify_class_maps
+
+    bytes_before = m.archive_bytes()
+    if max_flip_fraction == 0:
+        return m, MapsResult(False, 0, math.nan, math.nan, bytes_before, bytes_before)
+    cost = flip_costs(m, targets, scorers, camera=camera, device=device)
+    candidate = replace(m, class_maps=simplify_class_maps(m.class_maps, cost, max_flip_fraction))
+    bytes_after = candidate.archive_bytes()
+    before = exact_scores(m, targets, scorers, camera, device).score(bytes_before / original_bytes)
+    after = exact_scores(candidate, targets, scorers, camera, device).score(bytes_after / original_bytes)
+    flipped = int((candidate.class_maps != m.class_maps).sum())
+    if after < before:
+        return candidate, MapsResult(True, flipped, before, after, bytes_before, bytes_after)
+    return m, MapsResult(False, 0, before, before, bytes_before, bytes_before)
 
 
 def from_training(result) -> MaskWarpModel:

@@ -41,7 +41,19 @@ from tac_torch.recipe import Refine, check_fields, known_keys, read_toml
 from tac_torch.train import _data_key, load_frames
 
 PRESETS = ("demo", "contest")
-AFTER_TRAINING = ("tto", "finetune", "sidecar")      # tables outside the training fingerprint
+AFTER_TRAINING = ("maps", "tto", "finetune", "sidecar")      # tables outside the training fingerprint
+
+
+@dataclass(frozen=True)
+class Maps:
+    """Near-lossless class maps: at most this fraction of each map's pixels (isolated specks) is
+    flipped to its surroundings' class, cheapest for the loss first; 0 keeps the maps lossless."""
+
+    max_flip_fraction: float = 0.0
+
+    def __post_init__(self):
+        if not isinstance(self.max_flip_fraction, (int, float)) or not 0 <= self.max_flip_fraction <= 1:
+            raise InputError(f"[maps] max_flip_fraction must be in 0..1, got {self.max_flip_fraction!r}")
 
 
 @dataclass(frozen=True)
@@ -84,6 +96,7 @@ class MaskWarpConfig:
     margin: float = 2.0
     temperature: float = 0.5
     boost: float = 3.0
+    maps: Maps = field(default_factory=Maps)                # [maps]: near-lossless class maps
     tto: Refine = field(default_factory=Refine)            # [tto]: pose test-time optimisation
     finetune: Finetune = field(default_factory=lambda: Finetune())   # [finetune]: QAT after the TTO
     sidecar: Refine = field(default_factory=Refine)        # [sidecar]: output-bias search
@@ -161,7 +174,7 @@ def config_from_dict(data: Mapping[str, Any], source: str = "<config>") -> MaskW
         raise InputError(f"{source}: unknown table {unknown[0]!r} (known: train, spec, "
                          f"{', '.join(AFTER_TRAINING)})")
     head = known_keys(data.get("train", {}), MaskWarpConfig, "[train]", source, exclude=AFTER_TRAINING)
-    for table, cls in (("tto", Refine), ("finetune", Finetune), ("sidecar", Refine)):
+    for table, cls in (("maps", Maps), ("tto", Refine), ("finetune", Finetune), ("sidecar", Refine)):
         if table in data:
             if not isinstance(data[table], dict):
                 raise InputError(f"{source}: [{table}] must be a table")

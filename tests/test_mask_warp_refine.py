@@ -103,3 +103,24 @@ def test_refinement_tables_are_outside_the_training_fingerprint():
     with pytest.raises(InputError, match="qat_steps"):
         config_from_dict({"finetune": {"qat_steps": -1}})
     assert load_config("demo").with_total_steps(3).total_steps == 3
+
+
+def test_near_lossless_maps_flip_only_specks_and_never_worsen_the_score(setup):
+    from tac_core.archive.classmap import speck_fill
+    from tac_torch.mask_warp_refine import flip_costs, simplify_maps
+
+    scorers, targets, m = setup
+    cost = flip_costs(m, targets, scorers, camera=CAMERA)
+    assert cost.shape == m.class_maps.shape and np.isfinite(cost).all() and np.abs(cost).max() > 0
+    same, off = simplify_maps(m, targets, scorers, max_flip_fraction=0.0, original_bytes=1e6, camera=CAMERA)
+    assert same is m and not off.kept
+    new, res = simplify_maps(m, targets, scorers, max_flip_fraction=0.05, original_bytes=1e3, camera=CAMERA)
+    assert res.score_after <= res.score_before
+    if res.kept:
+        changed = new.class_maps != m.class_maps
+        assert res.flipped == int(changed.sum()) > 0 and res.bytes_after < res.bytes_before
+        for p in range(len(m.class_maps)):
+            fill, _ = speck_fill(m.class_maps[p])
+            assert np.array_equal(new.class_maps[p][changed[p]], fill[changed[p]])
+    else:
+        assert new is m
