@@ -38,7 +38,7 @@ from tac_torch.mask_warp import MaskWarp, make_spec, resize_class_maps
 from tac_torch.mask_warp_export import POSE_SPEC, WEIGHT_KINDS, archive_specs, export_submission
 from tac_torch.quant import fake_quantized_params, quantize_values
 from tac_torch.recipe import Refine, check_fields, known_keys, read_toml
-from tac_torch.train import _data_key, load_frames
+from tac_torch.train import load_frames, sampled_pairs, targets_digest
 
 PRESETS = ("demo", "contest")
 AFTER_TRAINING = ("maps", "tto", "finetune", "sidecar")      # tables outside the training fingerprint
@@ -247,7 +247,7 @@ class MaskWarpTrainer:
             del frames
         else:
             self.frames = 2 * len(targets)
-        self.targets, self.data_key = targets, _data_key(targets)
+        self.targets, self.data_key = targets, targets_digest(targets)
         self.n_pairs = len(targets)
         self.batch = min(config.batch_pairs, self.n_pairs)
         self.spec = config.renderer_spec()
@@ -281,9 +281,8 @@ class MaskWarpTrainer:
             raise ckpt.CheckpointError(f"{path}: checkpoint does not fit this run ({exc})") from None
 
     def pairs_at(self, step: int) -> torch.Tensor:
-        """The pair indices trained at ``step``: a prefix of a permutation seeded by (seed, step)."""
-        gen = torch.Generator().manual_seed(self.config.seed * 1_000_003 + step)
-        return torch.randperm(self.n_pairs, generator=gen)[:self.batch]
+        """The pair indices trained at ``step`` (``train.sampled_pairs``)."""
+        return sampled_pairs(self.config.seed, step, self.n_pairs, self.batch)
 
     def losses(self, index: torch.Tensor, qat: bool) -> dict[str, torch.Tensor]:
         """The loss parts on pairs ``index`` (weights fake-quantised when ``qat``)."""

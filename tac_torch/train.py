@@ -146,7 +146,16 @@ def archive_score_fn(spec: Mapping[str, int], targets: Targets, scorers: TorchSc
     return score
 
 
-def _data_key(targets: Targets) -> str:
+def sampled_pairs(seed: int, step: int, n_pairs: int, batch: int) -> torch.Tensor:
+    """The pairs trained at ``step``: a prefix of a permutation seeded by (seed, step) only, so a
+    resumed run samples what an uninterrupted one would."""
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + step)
+    return torch.randperm(n_pairs, generator=gen)[:batch]
+
+
+def targets_digest(targets: Targets) -> str:
+    """sha256 of the targets (shapes and values): checkpoints record it so a run never resumes on
+    another clip."""
     h = hashlib.sha256(f"{targets.seg.shape}|{targets.pose.shape}|".encode())
     h.update(np.ascontiguousarray(targets.seg).tobytes())
     h.update(np.ascontiguousarray(targets.pose).tobytes())
@@ -211,7 +220,7 @@ class Trainer:
         else:
             self.frames = 2 * len(targets)
             self.pixel_targets = None
-        self.targets, self.data_key = targets, _data_key(targets)
+        self.targets, self.data_key = targets, targets_digest(targets)
         self.n_pairs = len(targets)
         n = min(recipe.batch_pairs, self.n_pairs)
         self.batch = n - n % self.world.size
@@ -286,10 +295,8 @@ class Trainer:
     # --- one step -----------------------------------------------------------------
 
     def pairs_at(self, step: int) -> torch.Tensor:
-        """This rank's pair indices at ``step``: a slice of a permutation seeded by (seed, step)."""
-        gen = torch.Generator().manual_seed(self.recipe.seed * 1_000_003 + step)
-        chosen = torch.randperm(self.n_pairs, generator=gen)[:self.batch]
-        return chosen[self.world.rank::self.world.size]
+        """This rank's pair indices at ``step``: a slice of ``sampled_pairs``."""
+        return sampled_pairs(self.recipe.seed, step, self.n_pairs, self.batch)[self.world.rank::self.world.size]
 
     def losses(self, index: torch.Tensor, stage) -> dict[str, torch.Tensor]:
         """The loss parts on pairs ``index`` (quantised decoder and latents when ``stage.qat``)."""
