@@ -47,6 +47,16 @@ def latest_checkpoint(out_dir: Path) -> Path | None:
     return found[-1][1] if found else None
 
 
+def resume_point(out_dir: Path, resume: bool) -> Path | None:
+    """The checkpoint a run continues from: the latest one when ``resume``, else None; a fresh
+    run refuses a folder that already holds checkpoints (``InputError``) rather than mix two runs."""
+    last = latest_checkpoint(out_dir)
+    if last is not None and not resume:
+        raise InputError(f"{out_dir} already holds checkpoints ({last.name}); pass --resume to "
+                         "continue that run or choose a new output folder")
+    return last
+
+
 def rng_state() -> dict[str, Any]:
     """The torch, numpy and Python RNG states as tensors and plain values."""
     kind, keys, pos, has_gauss, gauss = np.random.get_state()

@@ -312,12 +312,9 @@ class MaskWarpTrainer:
 
     def run(self, *, resume: bool = False, stop_after: int | None = None) -> MaskWarpResult:
         """Train to the end (or until ``stop_after`` steps in all), checkpointing as it goes."""
-        last = ckpt.latest_checkpoint(self.out_dir)
-        if resume and last is not None:
+        last = ckpt.resume_point(self.out_dir, resume)
+        if last is not None:
             self.restore(last)
-        elif not resume and last is not None:
-            raise InputError(f"{self.out_dir} already holds checkpoints ({last.name}); pass --resume to "
-                             "continue that run or choose a new output folder")
         total = self.config.total_steps
         end = total if stop_after is None else min(total, stop_after)
         phase_ends = {self.config.float_steps, total}

@@ -377,12 +377,9 @@ class Trainer:
         """Train to the recipe's end (or until ``stop_after`` steps in all), checkpointing as it goes;
         at the end choose among the stage-end EMA candidates with ``score_fn`` (default:
         ``archive_score_fn``) and write ``model.pt``."""
-        last = ckpt.latest_checkpoint(self.out_dir)
-        if resume and last is not None:
+        last = ckpt.resume_point(self.out_dir, resume)
+        if last is not None:
             self.restore(last)
-        elif not resume and last is not None:
-            raise InputError(f"{self.out_dir} already holds checkpoints ({last.name}); pass --resume to "
-                             "continue that run or choose a new output folder")
         total = self.recipe.total_steps
         end = total if stop_after is None else min(total, stop_after)
         ends = set(self.recipe.stage_ends())
