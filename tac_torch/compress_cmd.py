@@ -122,6 +122,10 @@ def _run(args) -> int:
     basis = "videos" if sha256_file(video) == contract.CONTEST_VIDEO_SHA256 else "contest-per-frame"
     job = compress_steps.Job(video, scorers, args.device, basis, shlex.join(["tac", *sys.argv[1:]]))
     steps, method = _steps(args, job)
+    names = [s.name for s in steps]
+    for flag, name in (("--from", args.from_step), ("--until", args.until)):
+        if name is not None and name not in names:
+            raise InputError(f"{flag} {name}: {args.method} has no such step (steps: {', '.join(names)})")
     out.mkdir(parents=True, exist_ok=True)
     run = run_pipeline(out / WORK / args.method, steps, from_step=args.from_step, until=args.until,
                        meta={"method": method, "renderer": args.method, "video": str(video),

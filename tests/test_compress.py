@@ -48,8 +48,9 @@ def test_a_rerun_does_no_work_and_from_redoes_the_later_steps(tmp_path, small_cl
     assert [e["status"] for e in _ledger(run)[n:]] == ["cached", "cached"]
     assert main([*args, "--from", "evaluate"]) == 0
     assert [(e["step"], e["status"]) for e in _ledger(run)[n + 2:]] == [("encode", "cached"), ("evaluate", "ran")]
-    assert main([*args, "--from", "nonsense"]) == 2
-    assert "nonsense" in capsys.readouterr().err
+    assert main([*args[:3], str(tmp_path / "fresh"), *args[4:], "--from", "nonsense"]) == 2
+    assert "--from nonsense: x265 has no such step" in capsys.readouterr().err
+    assert not (tmp_path / "fresh").exists()                      # refused before any output
 
 
 @pytest.mark.slow
