@@ -150,7 +150,8 @@ def optimise_codes(renderer: CodeRenderer, codes: torch.Tensor, scale: torch.Ten
     if n > P or n == 0:
         raise InputError(f"{P} pairs of codes but {n} pairs of targets")   # codes past n: unscored, fixed
     scale = scale.to(device).float().expand_as(codes.to(device))
-    best_q = code_scale(codes.to(device), scale)
+    start_q = code_scale(codes.to(device), scale)
+    best_q = start_q.clone()
     frozen = best_q.abs() >= CODE_LIMIT
     u = best_q.clone()
     chain = chain or ContestChain(scorers)
@@ -208,10 +209,10 @@ def optimise_codes(renderer: CodeRenderer, codes: torch.Tensor, scale: torch.Ten
     finally:
         bar.close()
     final = exact_pair_scores(renderer, best_q * scale, targets, scorers)
-    changed = int((best_q != code_scale(codes.to(device), scale)).any(dim=1).sum())
+    changed = int((best_q != start_q).any(dim=1).sum())
     final_total = final.score() + float(cost(best_q).sum())
     if changed and final_total >= start.score() + float(start_cost.sum()):
-        best_q, final, changed = code_scale(codes.to(device), scale), start, 0     # keep the old codes
+        best_q, final, changed = start_q, start, 0     # keep the old codes
     return TTOResult(codes=(best_q * scale).detach(), before=start, after=final, epochs=epochs,
                      changed_pairs=changed, history=history)
 
