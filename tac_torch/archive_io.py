@@ -19,23 +19,14 @@ import numpy as np
 import torch
 
 from tac_core.architectures import output_bias
+from tac_core.architectures.layout import FRAMES_PARAM, pairs_for
 from tac_core.archive import Archive, read_archive
 from tac_core.errors import ArchiveError, InputError, WeightsError
 from tac_torch import renderers
 
-FRAMES_PARAM = "frames"        # architecture parameter beside the spec: the video's frame count
-
-
-def pairs_for(frames: int) -> int:
-    """Pairs rendered for a video of ``frames`` frames (a last unpaired frame gets a pair)."""
-    return -(-int(frames) // 2)
-
-
 def architecture_params(spec: dict[str, int], frames: int) -> dict[str, int]:
     """What the archive header's architecture carries: the spec and the frame count."""
-    if not isinstance(frames, int) or isinstance(frames, bool) or frames < 1:
-        raise InputError(f"a video's frame count must be a positive integer, got {frames!r}")
-    return {**renderers.validate_spec(spec), FRAMES_PARAM: frames}
+    return dict(renderers.architecture(spec, frames).params)
 
 
 class HnervArchive(NamedTuple):

@@ -107,8 +107,7 @@ def build_archive(model: renderers.HnervPair, latents: torch.Tensor, frames: int
     sidecar when ``output_bias`` has a non-zero code)."""
     _check(model, latents, frames)
     tensors = archive_tensors(model, latents, output_bias)
-    # the v1 schema does not list the sidecar: an archive holding it names its tensors inline
-    schema = renderers.archive_schema(model.spec) if bias_sidecar.NAME not in tensors else None
+    schema = renderers.archive_schema(model.spec)
     return write_archive(tensors,
                          architecture=Architecture(renderers.SPEC_ID, architecture_params(model.spec, frames)),
                          schema=schema,

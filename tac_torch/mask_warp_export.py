@@ -108,8 +108,7 @@ def build_archive(model: mask_warp.MaskWarp, poses: torch.Tensor, class_maps: np
     chain = class_map_chain(model.spec)
     if chain is not None:
         options = replace(options, chains={**(options.chains or {}), mask_warp.CLASS_MAPS: chain})
-    # the v1 schema does not list the sidecar: an archive holding it names its tensors inline
-    schema = mask_warp.archive_schema(model.spec) if bias_sidecar.NAME not in tensors else None
+    schema = mask_warp.archive_schema(model.spec)
     return write_archive(tensors, architecture=architecture, schema=schema, options=options)
 
 

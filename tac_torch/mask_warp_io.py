@@ -34,9 +34,7 @@ class Decoded(NamedTuple):
 
 def architecture_params(spec: dict[str, int], frames: int) -> dict[str, int]:
     """What the archive header's architecture carries: the spec and the frame count."""
-    if not isinstance(frames, int) or isinstance(frames, bool) or frames < 1:
-        raise InputError(f"a video's frame count must be a positive integer, got {frames!r}")
-    return {**mask_warp.validate_spec(spec), FRAMES_PARAM: frames}
+    return dict(mask_warp.architecture(spec, frames).params)
 
 
 def read_model(data: bytes) -> Decoded:

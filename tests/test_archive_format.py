@@ -137,9 +137,10 @@ def test_non_canonical_section_order_is_rejected():
     data = encode_archive(_small(), _plan())
     sections = read_archive(data).sections
     # swap the two section records and their payloads by re-encoding in the other order by hand
+    store = bytes([fmt.S_STORE << fmt.CHAIN_COUNT_BITS])     # no transforms, the store stage
     hdr_a = uvarint(16) + uvarint(0) + uvarint(1) + b"\x01a" + uvarint(1) + uvarint(12) + \
-        bytes([0, 0]) + uvarint(12) + bytes([0, 0]) + uvarint(2)
-    hdr_b = uvarint(1) + uvarint(6) + uvarint(1) + b"\x01b" + uvarint(1) + uvarint(5) + bytes([0, 0]) + uvarint(10)
+        store + uvarint(12) + store + uvarint(2)
+    hdr_b = uvarint(1) + uvarint(6) + uvarint(1) + b"\x01b" + uvarint(1) + uvarint(5) + store + uvarint(10)
     head = fmt.MAGIC + bytes([1]) + uvarint(0) + uvarint(0) + uvarint(0) + uvarint(2)
     a_pay = data[-(12 + 2 + 10):-10]
     b_pay = data[-10:]

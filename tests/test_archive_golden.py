@@ -67,11 +67,11 @@ def named_plan():
     """An explicit plan that uses every transform and stage once."""
     return [
         SectionPlan(("a.int8_sym",), _c((fmt.T_ZIGZAG, 1), stage=Stage(fmt.S_BROTLI)), STORE),
-        SectionPlan(("b.int8_asym",), _c((fmt.T_DELTA, 7), stage=Stage(fmt.S_LZMA, (1, 0, 0, 0, 12, 0))),
+        SectionPlan(("b.int8_asym",), _c((fmt.T_DELTA, 7), stage=Stage(fmt.S_LZMA, (1, 0, 12, 0))),
                     _c((fmt.T_SPLIT, 3), stage=Stage(fmt.S_STORE))),
         SectionPlan(("c.int4_sym",), _c(stage=Stage(fmt.S_RANGE_STATIC)), STORE),
         SectionPlan(("d.int4_asym",), _c(stage=Stage(fmt.S_RANGE_ADAPTIVE, (6,))), STORE),
-        SectionPlan(("e.fp4",), _c((fmt.T_TRANSPOSE, 5), stage=Stage(fmt.S_LZMA, (2, 3, 0, 2, 12, 1))), STORE),
+        SectionPlan(("e.fp4",), _c((fmt.T_TRANSPOSE, 5), stage=Stage(fmt.S_LZMA, (2, 93, 12, 1))), STORE),
         SectionPlan(("f.fp16",), _c((fmt.T_SPLIT, 2), stage=Stage(fmt.S_ZSTD, (0,)))),
         SectionPlan(("g.raw_u8", ), STORE),
         SectionPlan(("h.raw_i16",), _c((fmt.T_ZIGZAG, 2), stage=Stage(fmt.S_STORE))),
@@ -196,8 +196,9 @@ def _raw_section(name: str, shape, chain: bytes, qid=fmt.Q_RAW, arg=3) -> bytes:
 
 
 def _chain(stage: int, args=(), coded=0, transforms=()) -> bytes:
-    return (uvarint(len(transforms)) + b"".join(uvarint(t) + uvarint(a) for t, a in transforms)
-            + uvarint(stage) + b"".join(uvarint(a) for a in args) + uvarint(coded))
+    return (uvarint(stage << fmt.CHAIN_COUNT_BITS | len(transforms))
+            + b"".join(uvarint(t) + uvarint(a) for t, a in transforms)
+            + b"".join(uvarint(a) for a in args) + uvarint(coded))
 
 
 def _zip(entries) -> bytes:
@@ -232,9 +233,9 @@ def attack_files() -> dict[str, bytes]:
         + brotli_bomb,
         "zstd_bomb.tac": _by_name([_raw_section("x", [1000], _chain(fmt.S_ZSTD, (0,), coded=len(zstd_bomb)))])
         + zstd_bomb,
-        "lzma_bomb.tac": _by_name([_raw_section("x", [1000], _chain(fmt.S_LZMA, (1, 0, 0, 0, 16, 0),
+        "lzma_bomb.tac": _by_name([_raw_section("x", [1000], _chain(fmt.S_LZMA, (1, 0, 16, 0),
                                                                     coded=len(lzma_bomb)))]) + lzma_bomb,
-        "lzma_huge_dictionary.tac": _by_name([_raw_section("x", [4], _chain(fmt.S_LZMA, (1, 0, 0, 0, 31, 0),
+        "lzma_huge_dictionary.tac": _by_name([_raw_section("x", [4], _chain(fmt.S_LZMA, (1, 0, 31, 0),
                                                                             coded=4))]) + b"\x00" * 4,
         "grouped_layout_mismatch.tac": _by_name([_raw_section("x", [100], _chain(fmt.S_RANGE_GROUPED, (1, 1),
                                                                                   coded=5))])
@@ -248,16 +249,17 @@ def attack_files() -> dict[str, bytes]:
         "sections_out_of_order.tac": _by_name([_raw_section("y", [4], store), _raw_section("x", [4], store)])
         + b"\x00" * 8,
         "overlapping_positions.tac": HEAD + uvarint(1) + uvarint(SCHEMA.arch_id) + b"\x00" + uvarint(1) + uvarint(2)
-        + uvarint(2) + b"".join(uvarint(fmt.Q_RAW) + uvarint(3) + uvarint(1) + uvarint(1) + uvarint(1)
+        + uvarint(2) + b"".join(uvarint(fmt.Q_RAW) + uvarint(3) + uvarint(1) + uvarint(1 << 1)
                                + _chain(fmt.S_STORE, coded=6) for _ in range(2)) + b"\x00" * 12,
         "position_outside_schema.tac": HEAD + uvarint(1) + uvarint(SCHEMA.arch_id) + b"\x00" + uvarint(1)
-        + uvarint(2) + uvarint(1) + uvarint(fmt.Q_RAW) + uvarint(3) + uvarint(1) + uvarint(3) + uvarint(5)
+        + uvarint(2) + uvarint(1) + uvarint(fmt.Q_RAW) + uvarint(3) + uvarint(3) + uvarint(5 << 1)
         + _chain(fmt.S_STORE, coded=1) + b"\x00",
         "trailing_bytes.tac": good + b"\x00",
         "truncated_payload.tac": good[:-1],
         "truncated_header.tac": good[:12],
         "unknown_version.tac": fmt.MAGIC + b"\x02" + good[5:],
-        "unknown_flags.tac": HEAD + b"\x02" + good[6:],
+        "unknown_flags.tac": HEAD + b"\x04" + good[6:],
+        "params_by_position_without_schema.tac": HEAD + b"\x02" + good[6:],
         "unknown_stage.tac": _by_name([_raw_section("x", [4], _chain(42, coded=4))]) + b"\x00" * 4,
         "unknown_quantizer.tac": _by_name([_raw_section("x", [4], store, qid=99)]) + b"\x00" * 4,
         "non_minimal_varint.tac": HEAD + b"\x80\x00" + good[6:],

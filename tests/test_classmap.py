@@ -188,7 +188,7 @@ def test_classmap_archive_matches_golden_bytes():
 def _container(shape, stage_args, payload: bytes, args_count=3) -> bytes:
     """A by-name container of one raw uint8 tensor coded by stage 7 with the given arguments."""
     section = (uvarint(fmt.Q_RAW) + uvarint(3) + uvarint(1) + text("m") + uvarint(len(shape))
-               + b"".join(uvarint(d) for d in shape) + uvarint(0) + uvarint(fmt.S_CLASSMAP)
+               + b"".join(uvarint(d) for d in shape) + uvarint(fmt.S_CLASSMAP << fmt.CHAIN_COUNT_BITS)
                + b"".join(uvarint(a) for a in stage_args[:args_count]) + uvarint(len(payload)))
     return fmt.MAGIC + bytes([fmt.VERSION]) + uvarint(0) + uvarint(0) + uvarint(0) + uvarint(1) + section + payload
 

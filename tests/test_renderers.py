@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch")
 from tac_core import registry  # noqa: E402
 from tac_core.archive import QuantSpec, quantize, read_archive, write_archive  # noqa: E402
 from tac_core.archive.format import ARCH_HNERV_PAIR_V1  # noqa: E402
-from tac_core.errors import InputError, WeightsError  # noqa: E402
+from tac_core.errors import ArchiveError, InputError, WeightsError  # noqa: E402
 from tac_torch.renderers import (HNERV_PAIR_DEFAULT, HnervPair, HnervPairRenderer, architecture,  # noqa: E402
                                  archive_schema, init_latents, make_spec, param_count, spec_id,
                                  tensor_shapes)
@@ -60,19 +60,21 @@ def test_bad_specs_and_inputs_are_typed_errors():
 
 def test_archive_architecture_and_schema_round_trip():
     assert spec_id() == spec_id(SMALL) == ARCH_HNERV_PAIR_V1
-    assert archive_schema(SMALL) is None                # another topology: stored by name
-    spec = make_spec(width_0=2, width_1=2, width_2=2, width_3=2, width_4=2, width_5=2, width_6=2,
-                     out_h=64, out_w=128, latent_dim=3)
-    schema = archive_schema(spec)
-    assert schema is not None and schema.arch_id == ARCH_HNERV_PAIR_V1
-    net = HnervPair(spec, seed=0)
-    tensors = {k: quantize(v, QuantSpec("int8_sym")) for k, v in net.arrays().items()}
-    tensors["latents"] = quantize(init_latents(4, spec).numpy(), QuantSpec("int8_sym"))
-    data = write_archive(tensors, architecture=architecture(spec), schema=schema)
-    back = read_archive(data)
-    assert back.architecture.id == ARCH_HNERV_PAIR_V1 and dict(back.architecture.params) == spec
-    rebuilt = HnervPair.from_arrays(dict(back.architecture.params), back.tensors)
-    assert list(rebuilt.state_dict()) == list(net.state_dict())
+    for spec in (SMALL, make_spec(width_0=2, width_1=2, width_2=2, width_3=2, width_4=2, width_5=2, width_6=2,
+                                  out_h=64, out_w=128, latent_dim=3)):
+        schema = archive_schema(spec)                   # one schema, whatever the topology
+        assert schema.arch_id == ARCH_HNERV_PAIR_V1
+        net = HnervPair(spec, seed=0)
+        tensors = {k: quantize(v, QuantSpec("int8_sym")) for k, v in net.arrays().items()}
+        tensors["latents"] = quantize(init_latents(4, spec).numpy(), QuantSpec("int8_sym"))
+        data = write_archive(tensors, architecture=architecture(spec, 7), schema=schema)
+        back = read_archive(data)
+        assert back.by_position and back.architecture.id == ARCH_HNERV_PAIR_V1
+        assert dict(back.architecture.params) == {**spec, "frames": 7}
+        rebuilt = HnervPair.from_arrays(spec, back.tensors)
+        assert list(rebuilt.state_dict()) == list(net.state_dict())
+        with pytest.raises(ArchiveError, match="shape"):    # a tensor that does not fit the layout
+            write_archive(tensors, architecture=architecture(spec, 9), schema=schema)
 
 
 def test_registered_renderer_matches_interface():

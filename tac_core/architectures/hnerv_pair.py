@@ -14,6 +14,8 @@ from typing import Mapping
 
 import numpy as np
 
+from tac_core.architectures.layout import (FRAMES_PARAM, network_first, pairs_for, sidecar_entry, split_params,
+                                           with_frames)
 from tac_core.archive import Architecture, TensorSchema, register_schema
 from tac_core.archive.format import ARCH_HNERV_PAIR_V1
 from tac_core.errors import InputError
@@ -108,24 +110,30 @@ def param_count(spec: Mapping[str, int] | None = None) -> int:
 LATENTS = "latents"
 
 
-def _schema_entries(stages: int, refine_blocks: int) -> tuple:
-    spec = make_spec(stages=stages, refine_blocks=refine_blocks, out_h=1 << stages, out_w=1 << stages)
-    entries = [(name, (None,) * len(shape)) for name, shape in tensor_shapes(spec).items()]
-    return tuple(entries + [(LATENTS, (None, None))])
+# the header's parameters in wire order: the frame count, the fixed keys, then width_0 .. width_<MAX_STAGES>
+# (a spec's widths stop at width_<stages>, so its parameters are always a prefix of this list)
+PARAMS = (FRAMES_PARAM, "latent_dim", "out_h", "out_w", "stages", "refine_blocks",
+          *(f"width_{k}" for k in range(MAX_STAGES + 1)))
 
 
-# v1 fixes the topology (6 stages, 1 refinement block) and leaves every dimension free,
-# so any widths or latent size are stored by position; another topology is stored by name.
-HNERV_PAIR_SCHEMA = TensorSchema(SPEC_ID, _schema_entries(6, 1))
+def archive_layout(params: Mapping[str, int]) -> list[tuple[str, tuple[int, ...]]]:
+    """Every tensor of an archive whose header carries ``params`` (spec + frames), in schema
+    order: the decoder (weights, then vectors), the latents, the output-bias sidecar."""
+    spec, frames = split_params(params)
+    pairs = pairs_for(frames)
+    return [*network_first(tensor_shapes(spec)), (LATENTS, (pairs, spec["latent_dim"])), sidecar_entry(pairs)]
+
+
+HNERV_PAIR_SCHEMA = TensorSchema(SPEC_ID, params=PARAMS, layout=archive_layout, defaults=HNERV_PAIR_DEFAULT)
 register_schema(HNERV_PAIR_SCHEMA)
 
 
-def archive_schema(spec: Mapping[str, int]) -> TensorSchema | None:
-    """The registered tensor schema when ``spec`` has its topology, else None (store by name)."""
-    spec = validate_spec(spec)
-    return HNERV_PAIR_SCHEMA if (spec["stages"], spec["refine_blocks"]) == (6, 1) else None
+def archive_schema(spec: Mapping[str, int]) -> TensorSchema:
+    """The registered tensor schema (it covers every valid spec)."""
+    validate_spec(spec)
+    return HNERV_PAIR_SCHEMA
 
 
-def architecture(spec: Mapping[str, int]) -> Architecture:
-    """The archive header's architecture: id 1 with the spec inline."""
-    return Architecture(SPEC_ID, validate_spec(spec))
+def architecture(spec: Mapping[str, int], frames: int) -> Architecture:
+    """The archive header's architecture: id 1 with the spec and the video's frame count."""
+    return Architecture(SPEC_ID, with_frames(validate_spec(spec), frames))

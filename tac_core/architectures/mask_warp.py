@@ -23,6 +23,8 @@ from typing import Mapping
 
 import numpy as np
 
+from tac_core.architectures.layout import (FRAMES_PARAM, network_first, pairs_for, sidecar_entry, split_params,
+                                           with_frames)
 from tac_core.archive import Architecture, TensorSchema, register_schema
 from tac_core.archive.format import ARCH_MASK_WARP_V1
 from tac_core.errors import InputError
@@ -171,28 +173,31 @@ def resize_class_maps(maps: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
     return np.ascontiguousarray(maps[:, rows][:, :, cols])
 
 
-def _schema_entries(levels: int) -> tuple:
-    """Every tensor of the topology; a dimension is free unless no spec can change it (kernel
-    sizes, the 3 colour channels, the residual head's 4 outputs), which keeps the free
-    dimensions under the format's cap of 64."""
-    one = tensor_shapes(make_spec(levels=levels))
-    other = tensor_shapes(make_spec(levels=levels, classes=6, pose_dim=3, coords=0, width_0=5, width_1=9,
-                                    width_2=11, out_width=13, flow_width=17, residual_width=19))
-    entries = [(name, tuple(a if a == b else None for a, b in zip(one[name], other[name]))) for name in one]
-    return tuple(entries + [(POSES, (None, None)), (CLASS_MAPS, (None, None, None))])
+# the header's parameters in wire order: the frame count, the fixed keys, then width_0 .. width_<MAX_LEVELS>
+# (a spec's widths stop at width_<levels>, so its parameters are always a prefix of this list)
+PARAMS = (FRAMES_PARAM, *_FIXED, *(f"width_{k}" for k in range(MAX_LEVELS + 1)))
 
 
-# v1 fixes the topology (2 levels) and leaves every dimension free; another topology is stored by name.
-SCHEMA_LEVELS = 2
-MASK_WARP_SCHEMA = TensorSchema(SPEC_ID, _schema_entries(SCHEMA_LEVELS))
+def archive_layout(params: Mapping[str, int]) -> list[tuple[str, tuple[int, ...]]]:
+    """Every tensor of an archive whose header carries ``params`` (spec + frames), in schema
+    order: the network (weights, then vectors), poses, class maps, the output-bias sidecar."""
+    spec, frames = split_params(params)
+    spec = validate_spec(spec)
+    p = pairs_for(frames)
+    return [*network_first(tensor_shapes(spec)), (POSES, (p, spec["pose_dim"])),
+            (CLASS_MAPS, (p, spec["out_h"], spec["out_w"])), sidecar_entry(p)]
+
+
+MASK_WARP_SCHEMA = TensorSchema(SPEC_ID, params=PARAMS, layout=archive_layout, defaults=MASK_WARP_DEFAULT)
 register_schema(MASK_WARP_SCHEMA)
 
 
-def archive_schema(spec: Mapping[str, int]) -> TensorSchema | None:
-    """The registered tensor schema when ``spec`` has its topology, else None (store by name)."""
-    return MASK_WARP_SCHEMA if validate_spec(spec)["levels"] == SCHEMA_LEVELS else None
+def archive_schema(spec: Mapping[str, int]) -> TensorSchema:
+    """The registered tensor schema (it covers every valid spec)."""
+    validate_spec(spec)
+    return MASK_WARP_SCHEMA
 
 
-def architecture(spec: Mapping[str, int]) -> Architecture:
-    """The archive header's architecture: id 2 with the spec inline."""
-    return Architecture(SPEC_ID, validate_spec(spec))
+def architecture(spec: Mapping[str, int], frames: int) -> Architecture:
+    """The archive header's architecture: id 2 with the spec and the video's frame count."""
+    return Architecture(SPEC_ID, with_frames(validate_spec(spec), frames))

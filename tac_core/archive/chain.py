@@ -87,23 +87,25 @@ def decode_stream(coded: bytes, chain: Chain, size: int) -> bytes:
 
 
 def write_chain(chain: Chain, coded_size: int) -> bytes:
-    out = bytearray(uvarint(len(chain.transforms)))
+    """The chain's header bytes: stage id and transform count in one varint, the transforms,
+    the stage's arguments, the coded size."""
+    out = bytearray(uvarint(chain.stage.id << fmt.CHAIN_COUNT_BITS | len(chain.transforms)))
     for t in chain.transforms:
         out += uvarint(t.id) + uvarint(t.arg)
-    out += uvarint(chain.stage.id) + b"".join(uvarint(a) for a in chain.stage.args)
+    out += b"".join(uvarint(a) for a in chain.stage.args)
     return bytes(out + uvarint(coded_size))
 
 
 def read_chain(cur: Cursor, what: str, max_coded: int) -> tuple[Chain, int]:
     """A chain and its coded size from the header; ids and arguments are checked here."""
-    n = cur.uvarint(f"{what}: transform count", fmt.MAX_TRANSFORMS)
+    head = cur.uvarint(f"{what}: stage and transform count")
+    sid, n = head >> fmt.CHAIN_COUNT_BITS, head & ((1 << fmt.CHAIN_COUNT_BITS) - 1)
     ts = []
     for i in range(n):
         tid = cur.uvarint(f"{what}: transform {i} id")
         if tid not in fmt.TRANSFORMS:
             raise transforms.UnknownIdError(f"{what}: unknown transform id {tid}")
         ts.append(Transform(tid, cur.uvarint(f"{what}: transform {i} argument", fmt.MAX_DECODED_BYTES)))
-    sid = cur.uvarint(f"{what}: stage id")
     if sid not in fmt.STAGES:
         raise entropy.UnknownIdError(f"{what}: unknown entropy stage id {sid}; "
                                      f"this reader knows {sorted(fmt.STAGES)}")

@@ -18,6 +18,7 @@ import numpy as np
 from tac_core.archive import format as fmt
 from tac_core.archive import grouped, streams
 from tac_core.archive.chain import Chain, Stage, Transform, encode_stream, write_chain
+from tac_core.archive.entropy import lzma_props
 from tac_core.archive.errors import ArchiveWriteError
 from tac_core.archive.quantizers import Quantized
 from tac_core.archive.schema import Architecture, TensorSchema
@@ -82,7 +83,7 @@ def _stages(size: int, options: ChooserOptions) -> list[Stage]:
         out.append(Stage(fmt.S_BROTLI))
     if "lzma" in allowed:
         lcs = (0, 3) if options.effort == "max" else (0,)
-        out += [Stage(fmt.S_LZMA, (1, lc, 0, 0, dict_log2, 0)) for lc in lcs]
+        out += [Stage(fmt.S_LZMA, (1, lzma_props(lc, 0, 0), dict_log2, 0)) for lc in lcs]
     if "zstd" in allowed:
         out += [Stage(fmt.S_ZSTD, (d,)) for d in (0, *options.zstd_dictionaries)]
     if "range_static" in allowed:
@@ -228,7 +229,7 @@ def choose_sections(tensors: Mapping[str, Quantized], *, schema: TensorSchema | 
     for name in sorted(tensors, key=key):
         if name not in fixed:
             groups.setdefault(tensors[name].spec, []).append(name)
-    per_ref = 3 if schema is not None else 0
+    per_ref = 2 if schema is not None else 0
     for names in sorted(groups.values(), key=lambda ns: key(ns[0])):
         joint = _section(tensors, tuple(names), options)
         choice = [joint]

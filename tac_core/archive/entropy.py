@@ -52,12 +52,12 @@ def check_stage_args(sid: int, args: tuple[int, ...]) -> None:
     if len(args) != fmt.STAGE_ARG_COUNTS[sid]:
         raise MalformedArchiveError(f"stage {fmt.STAGES[sid]} takes {fmt.STAGE_ARG_COUNTS[sid]} arguments")
     if sid == fmt.S_LZMA:
-        filt, lc, lp, pb, dict_log2, delta = args
+        filt, props, dict_log2, delta = args
+        lc, lp, pb = lzma_properties(props)
         lo, hi = fmt.LZMA_DICT_LOG2_RANGE
-        if filt not in (1, 2) or lc > 4 or lp > 4 or lc + lp > 4 or pb > 4 or not lo <= dict_log2 <= hi \
-                or delta > 256:
-            raise MalformedArchiveError(f"lzma arguments out of range: filter {filt}, lc {lc}, lp {lp}, "
-                                        f"pb {pb}, log2 dictionary {dict_log2}, delta {delta}")
+        if filt not in (1, 2) or props >= 225 or lc + lp > 4 or not lo <= dict_log2 <= hi or delta > 256:
+            raise MalformedArchiveError(f"lzma arguments out of range: filter {filt}, properties {props} "
+                                        f"(lc {lc}, lp {lp}, pb {pb}), log2 dictionary {dict_log2}, delta {delta}")
     if sid == fmt.S_RANGE_ADAPTIVE:
         lo, hi = fmt.RANGE_BLOCK_LOG2_RANGE
         if not lo <= args[0] <= hi:
@@ -68,8 +68,19 @@ def check_stage_args(sid: int, args: tuple[int, ...]) -> None:
         classmap.check_args(args)
 
 
+def lzma_props(lc: int, lp: int, pb: int) -> int:
+    """LZMA's properties byte: ``(pb * 5 + lp) * 9 + lc``."""
+    return (pb * 5 + lp) * 9 + lc
+
+
+def lzma_properties(props: int) -> tuple[int, int, int]:
+    """``(lc, lp, pb)`` of an LZMA properties byte."""
+    return props % 9, props // 9 % 5, props // 45
+
+
 def _lzma_filters(args: tuple[int, ...], preset: int | None = None) -> list[dict]:
-    filt, lc, lp, pb, dict_log2, delta = args
+    filt, props, dict_log2, delta = args
+    lc, lp, pb = lzma_properties(props)
     lz = {"id": lzma.FILTER_LZMA1 if filt == 1 else lzma.FILTER_LZMA2,
           "lc": lc, "lp": lp, "pb": pb, "dict_size": 1 << dict_log2}
     if preset is not None:

@@ -12,7 +12,8 @@ MAGIC = b"\x89TAC"
 VERSION = 1
 
 FLAG_BY_POSITION = 1
-KNOWN_FLAGS = FLAG_BY_POSITION
+FLAG_PARAMS_BY_POSITION = 2
+KNOWN_FLAGS = FLAG_BY_POSITION | FLAG_PARAMS_BY_POSITION
 
 # --- architectures (section 3) --------------------------------------------
 ARCH_NONE = 0
@@ -56,7 +57,7 @@ S_CLASSMAP = 7
 STAGES = {S_STORE: "store", S_ZSTD: "zstd", S_LZMA: "lzma", S_BROTLI: "brotli",
           S_RANGE_STATIC: "range_static", S_RANGE_ADAPTIVE: "range_adaptive", S_RANGE_GROUPED: "range_grouped",
           S_CLASSMAP: "classmap"}
-STAGE_ARG_COUNTS = {S_STORE: 0, S_ZSTD: 1, S_LZMA: 6, S_BROTLI: 0, S_RANGE_STATIC: 0, S_RANGE_ADAPTIVE: 1,
+STAGE_ARG_COUNTS = {S_STORE: 0, S_ZSTD: 1, S_LZMA: 4, S_BROTLI: 0, S_RANGE_STATIC: 0, S_RANGE_ADAPTIVE: 1,
                     S_RANGE_GROUPED: 2, S_CLASSMAP: 3}
 STAGE_IDS = {name: sid for sid, name in STAGES.items()}
 
@@ -70,7 +71,8 @@ MAX_NAME_BYTES = 255
 MAX_RANK = 8
 MAX_TENSOR_ELEMENTS = 1 << 28
 MAX_DECODED_BYTES = 1 << 28
-MAX_TRANSFORMS = 8
+MAX_TRANSFORMS = 7
+CHAIN_COUNT_BITS = 3            # a chain's first varint: stage id << 3 | transform count
 MAX_CONTAINER_BYTES = 1 << 31
 MAX_VARINT_BYTES = 10
 LZMA_DICT_LOG2_RANGE = (12, 24)

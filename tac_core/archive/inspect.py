@@ -82,7 +82,8 @@ def repack(data: bytes, options: ChooserOptions | None = None,
     """The container re-coded with freshly chosen stages; never larger than the input container."""
     container, _ = open_container(data)
     archive: Archive = read_archive(container, schemas=schemas)
-    schema = find_schema(archive.architecture.id, schemas) if archive.by_position else None
+    schema = (find_schema(archive.architecture.id, schemas).bind(archive.architecture.params)
+              if archive.by_position else None)
     plan, coded = choose_sections(archive.quantized, schema=schema, options=options)
     fresh = encode_archive(archive.quantized, plan, architecture=archive.architecture, schema=schema,
                            coded=coded)

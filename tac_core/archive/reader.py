@@ -90,13 +90,13 @@ def _read_refs_by_name(cur: Cursor, total: list[int]) -> list[tuple[str, tuple[i
 
 
 def _read_refs_by_position(cur: Cursor, schema: TensorSchema, shapes, total: list[int]):
-    runs = cur.uvarint("run count", fmt.MAX_RUNS)
-    if runs == 0:
-        raise MalformedArchiveError("a section holds no tensors")
-    refs, end = [], 0
-    for i in range(runs):
+    refs, end, more, i = [], 0, True, 0
+    while more:
+        if i == fmt.MAX_RUNS:
+            raise ArchiveLimitError(f"a section lists more than {fmt.MAX_RUNS} runs of positions")
         skip = cur.uvarint("run start", len(schema.entries))
-        count = cur.uvarint("run length", len(schema.entries))
+        count = cur.uvarint("run length", 2 * len(schema.entries) + 1)
+        count, more = count >> 1, bool(count & 1)
         if count == 0 or (i and skip == 0):
             raise MalformedArchiveError("runs must be non-empty and separated (adjacent runs are one run)")
         start = end + skip
@@ -108,7 +108,41 @@ def _read_refs_by_position(cur: Cursor, schema: TensorSchema, shapes, total: lis
         if total[0] > fmt.MAX_TENSORS:
             raise ArchiveLimitError(f"more than {fmt.MAX_TENSORS} tensors in the archive")
         refs += [(schema.entries[p][0], shapes[p], p) for p in range(start, end)]
+        i += 1
     return refs
+
+
+def _read_params(cur: Cursor, schema: TensorSchema | None) -> dict[str, int]:
+    """Architecture parameters by name, or by position in ``schema``'s wire order (then a bit mask
+    says which of them differ from the schema's defaults and follow)."""
+    count = cur.uvarint("architecture parameter count", fmt.MAX_ARCH_PARAMS)
+    if schema is not None:
+        if count == 0 or count > len(schema.params):
+            raise MalformedArchiveError(f"archive carries {count} parameters by position; the schema "
+                                        f"names {len(schema.params)}")
+        mask = cur.uvarint("architecture parameter mask")
+        if mask >> count:
+            raise MalformedArchiveError("the parameter mask marks parameters beyond the count")
+        params = {}
+        for i, name in enumerate(schema.params[:count]):
+            default = schema.defaults.get(name)
+            if not mask >> i & 1:
+                if default is None:
+                    raise MalformedArchiveError(f"architecture parameter {name!r} has no default and is absent")
+                params[name] = default
+            else:
+                params[name] = cur.svarint(f"architecture parameter {name!r}")
+                if params[name] == default:
+                    raise MalformedArchiveError(f"architecture parameter {name!r} repeats its default "
+                                                f"(not canonical)")
+        return params
+    params, last = {}, None
+    for _ in range(count):
+        key = cur.text("architecture parameter name")
+        if last is not None and key.encode() <= last.encode():
+            raise MalformedArchiveError("architecture parameters must be in strictly increasing name order")
+        params[key], last = cur.svarint(f"architecture parameter {key!r}"), key
+    return params
 
 
 def parse_header(data: bytes, schemas: Mapping[int, TensorSchema] | None = None):
@@ -125,22 +159,26 @@ def parse_header(data: bytes, schemas: Mapping[int, TensorSchema] | None = None)
     if flags & ~fmt.KNOWN_FLAGS:
         raise UnknownIdError(f"unknown flag bits {flags & ~fmt.KNOWN_FLAGS:#x}")
     by_position = bool(flags & fmt.FLAG_BY_POSITION)
+    if flags & fmt.FLAG_PARAMS_BY_POSITION and not by_position:
+        raise MalformedArchiveError("parameters by position need tensors by position (flag bit 0)")
     arch_id = cur.uvarint("architecture id")
-    params, last = {}, None
-    for _ in range(cur.uvarint("architecture parameter count", fmt.MAX_ARCH_PARAMS)):
-        key = cur.text("architecture parameter name")
-        if last is not None and key.encode() <= last.encode():
-            raise MalformedArchiveError("architecture parameters must be in strictly increasing name order")
-        params[key], last = cur.svarint(f"architecture parameter {key!r}"), key
+    schema = find_schema(arch_id, schemas) if by_position else None
+    params = _read_params(cur, schema if flags & fmt.FLAG_PARAMS_BY_POSITION else None)
     architecture = Architecture(arch_id, params)
-    schema = shapes = None
+    shapes = None
     if by_position:
-        schema = find_schema(arch_id, schemas)
-        n_free = cur.uvarint("free dimension count", fmt.MAX_FREE_DIMS)
-        if n_free != schema.free_dims:
-            raise MalformedArchiveError(f"archive carries {n_free} free dimensions; the schema of "
-                                        f"architecture {arch_id} has {schema.free_dims}")
-        shapes = schema.shapes([cur.uvarint("free dimension", fmt.MAX_TENSOR_ELEMENTS) for _ in range(n_free)])
+        if not flags & fmt.FLAG_PARAMS_BY_POSITION and schema.params_by_position(params):
+            raise MalformedArchiveError("architecture parameters are named although the schema orders them "
+                                        "(not canonical)")
+        schema = schema.bind(params, MalformedArchiveError)
+        free = []
+        if schema.free_dims:
+            n_free = cur.uvarint("free dimension count", fmt.MAX_FREE_DIMS)
+            if n_free != schema.free_dims:
+                raise MalformedArchiveError(f"archive carries {n_free} free dimensions; the schema of "
+                                            f"architecture {arch_id} has {schema.free_dims}")
+            free = [cur.uvarint("free dimension", fmt.MAX_TENSOR_ELEMENTS) for _ in range(n_free)]
+        shapes = schema.shapes(free)
         for (name, _), shape in zip(schema.entries, shapes):
             if streams.element_count(shape) > fmt.MAX_TENSOR_ELEMENTS:
                 raise ArchiveLimitError(f"tensor {name!r} declares more than {fmt.MAX_TENSOR_ELEMENTS} elements")

@@ -2,17 +2,20 @@
 
 An ``Architecture`` is a registered id plus a small dict of integer
 parameters. A ``TensorSchema`` (registered under an architecture id) lists
-tensor names and shapes in a fixed order; ``None`` marks a free dimension
-whose value the archive carries (a number of pairs, say).
+tensor names and shapes in a fixed order, either as data (``entries``;
+``None`` marks a free dimension whose value the archive carries) or computed
+from the architecture's parameters (``layout``), and may fix the order of
+those parameters (``params``) so that a header carries their values alone.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Callable, Mapping, Sequence
 
 from tac_core.archive import format as fmt
 from tac_core.archive.errors import ArchiveWriteError, UnknownIdError
+from tac_core.errors import TacError
 
 
 @dataclass(frozen=True)
@@ -39,12 +42,26 @@ class Architecture:
         return fmt.ARCHITECTURES.get(self.id, f"unregistered #{self.id}")
 
 
+Layout = Callable[[Mapping[str, int]], Sequence[tuple[str, Sequence[int]]]]
+
+
 @dataclass(frozen=True)
 class TensorSchema:
-    """The fixed tensor layout of a registered architecture id."""
+    """The tensor layout of a registered architecture id.
+
+    ``entries`` is a fixed layout; ``layout``, when given, computes the entries
+    from the architecture's parameters instead (raising ``ValueError`` or a
+    ``TacError`` for parameters it does not accept). ``params`` names the
+    architecture parameters in wire order: a header whose parameters are the
+    first k of them carries no names, and only the values that differ from
+    ``defaults``.
+    """
 
     arch_id: int
-    entries: tuple[tuple[str, tuple[int | None, ...]], ...]
+    entries: tuple[tuple[str, tuple[int | None, ...]], ...] = ()
+    params: tuple[str, ...] = ()
+    layout: Layout | None = None
+    defaults: Mapping[str, int] = field(default_factory=dict)
 
     def __post_init__(self):
         names = [n for n, _ in self.entries]
@@ -52,6 +69,31 @@ class TensorSchema:
             raise ArchiveWriteError(f"schema {self.arch_id} lists a tensor name twice")
         if len(names) > fmt.MAX_TENSORS:
             raise ArchiveWriteError(f"schema {self.arch_id} has more than {fmt.MAX_TENSORS} tensors")
+        if len(set(self.params)) != len(self.params) or len(self.params) > fmt.MAX_ARCH_PARAMS:
+            raise ArchiveWriteError(f"schema {self.arch_id}: parameter names must be distinct, "
+                                    f"at most {fmt.MAX_ARCH_PARAMS}")
+        object.__setattr__(self, "defaults", dict(self.defaults))
+        if set(self.defaults) - set(self.params):
+            raise ArchiveWriteError(f"schema {self.arch_id}: defaults for parameters it does not order")
+        if self.layout is not None and self.entries:
+            raise ArchiveWriteError(f"schema {self.arch_id} has both fixed entries and a layout")
+
+    def bind(self, params: Mapping[str, int], error: type[Exception] = ArchiveWriteError) -> "TensorSchema":
+        """The fixed schema of an archive whose architecture has ``params`` (this one when it is
+        fixed already); ``error`` when the layout does not accept the parameters."""
+        if self.layout is None:
+            return self
+        try:
+            entries = tuple((str(name), tuple(int(d) for d in shape)) for name, shape in self.layout(dict(params)))
+        except (ValueError, TypeError, KeyError, ArithmeticError, TacError) as exc:
+            raise error(f"the parameters do not describe architecture {self.arch_id}: {exc}") from None
+        if len(entries) > fmt.MAX_TENSORS or any(d < 0 for _, shape in entries for d in shape):
+            raise error(f"the parameters of architecture {self.arch_id} give an impossible layout")
+        return TensorSchema(self.arch_id, entries, self.params, defaults=self.defaults)
+
+    def params_by_position(self, params: Mapping[str, int]) -> bool:
+        """True when ``params`` are exactly the first ``len(params)`` of the schema's parameter names."""
+        return bool(params) and set(params) == set(self.params[:len(params)])
 
     @property
     def free_dims(self) -> int:

@@ -92,12 +92,26 @@ def _positions_runs(positions: list[int]) -> bytes:
             runs[-1][1] += 1
         else:
             runs.append([p, 1])
-    out = bytearray(uvarint(len(runs)))
-    end = 0
-    for start, count in runs:
-        out += uvarint(start - end) + uvarint(count)
+    out, end = bytearray(), 0
+    for i, (start, count) in enumerate(runs):
+        out += uvarint(start - end) + uvarint(count << 1 | (i + 1 < len(runs)))
         end = start + count
     return bytes(out)
+
+
+def _bound(schema: TensorSchema | None, architecture: Architecture,
+           tensors: Mapping[str, Quantized]) -> TensorSchema | None:
+    """``schema`` fixed for ``architecture``'s parameters, every tensor checked against it."""
+    if schema is None:
+        return None
+    if schema.arch_id != architecture.id:
+        raise ArchiveWriteError(f"schema is for architecture {schema.arch_id}, "
+                                f"the archive's architecture is {architecture.id}")
+    schema = schema.bind(architecture.params)
+    schema.free_values({n: q.shape for n, q in tensors.items()})
+    for n in tensors:
+        schema.position(n)
+    return schema
 
 
 def encode_header(architecture: Architecture, schema: TensorSchema | None,
@@ -105,11 +119,19 @@ def encode_header(architecture: Architecture, schema: TensorSchema | None,
                   coded_sizes: Sequence[tuple[int, int | None]]) -> bytes:
     """Magic, version and section table for sections already in canonical order."""
     out = bytearray(fmt.MAGIC + bytes([fmt.VERSION]))
-    out += uvarint(fmt.FLAG_BY_POSITION if schema is not None else 0)
+    positional = schema is not None and schema.params_by_position(architecture.params)
+    out += uvarint((fmt.FLAG_BY_POSITION if schema is not None else 0)
+                   | (fmt.FLAG_PARAMS_BY_POSITION if positional else 0))
     out += uvarint(architecture.id) + uvarint(len(architecture.params))
-    for k, v in architecture.params.items():
-        out += text(k) + svarint(v)
-    if schema is not None:
+    if positional:
+        names = schema.params[:len(architecture.params)]
+        given = [k for k in names if schema.defaults.get(k) != architecture.params[k]]
+        out += uvarint(sum(1 << i for i, k in enumerate(names) if k in given))
+        out += b"".join(svarint(architecture.params[k]) for k in given)
+    else:
+        for k, v in architecture.params.items():
+            out += text(k) + svarint(v)
+    if schema is not None and schema.free_dims:
         free = schema.free_values({n: q.shape for n, q in tensors.items()})
         out += uvarint(len(free)) + b"".join(uvarint(v) for v in free)
     out += uvarint(len(plan))
@@ -139,11 +161,7 @@ def encode_archive(tensors: Mapping[str, "Quantized | np.ndarray"], plan: Sequen
     """
     architecture = architecture or Architecture()
     tensors = as_quantized(tensors)
-    if schema is not None:
-        if schema.arch_id != architecture.id:
-            raise ArchiveWriteError(f"schema is for architecture {schema.arch_id}, "
-                                    f"the archive's architecture is {architecture.id}")
-        schema.free_values({n: q.shape for n, q in tensors.items()})
+    schema = _bound(schema, architecture, tensors)
     ordered = _check_plan(tensors, plan, _sort_key(schema))
     payloads, sizes = [], []
     for sec in ordered:
@@ -169,10 +187,7 @@ def write_archive(tensors: Mapping[str, "Quantized | np.ndarray"], *, architectu
 
     architecture = architecture or Architecture()
     quantized = as_quantized(tensors)
-    if schema is not None:
-        schema.free_values({n: q.shape for n, q in quantized.items()})
-        for n in quantized:
-            schema.position(n)
+    schema = _bound(schema, architecture, quantized)
     plan, coded = choose_sections(quantized, schema=schema, options=options)
     level = options.zstd_level if options is not None else None
     return encode_archive(quantized, plan, architecture=architecture, schema=schema, level=level, coded=coded)
