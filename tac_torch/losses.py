@@ -93,9 +93,33 @@ def pose_mse(pose: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (pose[:, :n].float() - target[:, :n].float()).pow(2).mean()
 
 
-def pose_term(pose: torch.Tensor, target: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
-    """``sqrt(10 * MSE)`` as in the score (MSE floored at ``eps`` so the gradient stays finite)."""
-    return torch.sqrt(contract.POSE_WEIGHT_INSIDE_SQRT * pose_mse(pose, target).clamp_min(eps))
+def pose_term(pose: torch.Tensor, target: torch.Tensor, eps: float = 1e-12,
+              reference: float | None = None) -> torch.Tensor:
+    """``sqrt(10 * MSE)`` as in the score (MSE floored at ``eps`` so the gradient stays finite).
+
+    With ``reference``, an estimate of the MSE over the whole clip, it is the tangent of that
+    sqrt at ``reference`` instead: the same value there, and a gradient that weighs every
+    pair's squared error alike, as the score's sqrt of the clip's mean does. (The sqrt of one
+    small batch's MSE pushes hardest on pairs that are already close.)
+    """
+    mse = pose_mse(pose, target)
+    if reference is None:
+        return torch.sqrt(contract.POSE_WEIGHT_INSIDE_SQRT * mse.clamp_min(eps))
+    ref = max(float(reference), eps)
+    root = math.sqrt(contract.POSE_WEIGHT_INSIDE_SQRT * ref)
+    return root + contract.POSE_WEIGHT_INSIDE_SQRT * (mse - ref) / (2 * root)
+
+
+class RunningMean:
+    """An exponential moving average of a training statistic (``value`` None until the first update)."""
+
+    def __init__(self, decay: float = 0.95, value: float | None = None):
+        self.decay, self.value = decay, value
+
+    def update(self, x: float) -> None:
+        x = float(x)
+        if math.isfinite(x):
+            self.value = x if self.value is None else self.decay * self.value + (1 - self.decay) * x
 
 
 def _laplace_cdf(u: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -132,19 +156,20 @@ def score_loss(pose: torch.Tensor, seg_logits: torch.Tensor, pose_target: torch.
                seg_target: torch.Tensor, *, params: Mapping[str, torch.Tensor] | None = None,
                specs: Mapping[str, QuantSpec] | None = None, weights: LossWeights = LossWeights(),
                original_bytes: int = contract.CONTEST_VIDEO_BYTES, overhead_bytes: int = 0,
-               ) -> dict[str, torch.Tensor]:
+               pose_reference: float | None = None) -> dict[str, torch.Tensor]:
     """The training loss and its parts.
 
     Keys: ``loss`` (what to minimise), ``seg``, ``pose``, ``rate`` (its weighted
     terms), and, without gradients, ``seg_disagreement``, ``pose_mse``,
     ``bytes`` (estimated archive bytes: coded tensors + ``overhead_bytes``) and
     ``score_estimate`` (the score those three would give). Without ``specs``
-    the rate term is 0 and ``bytes`` is ``overhead_bytes``.
+    the rate term is 0 and ``bytes`` is ``overhead_bytes``. ``pose_reference``
+    linearises the pose term (``pose_term``).
     """
     if original_bytes <= 0:
         raise InputError(f"original_bytes must be positive, got {original_bytes}")
     seg = weights.seg * seg_margin_loss(seg_logits, seg_target, weights)
-    pose_sqrt = pose_term(pose, pose_target)
+    pose_sqrt = pose_term(pose, pose_target, reference=pose_reference)
     if specs:
         if params is None:
             raise InputError("the rate term needs the tensors its specs name (params)")

@@ -33,7 +33,7 @@ from tac_core.progress import progress
 from tac_torch import checkpoint as ckpt
 from tac_torch.archive_io import pairs_for
 from tac_torch.chain import ContestChain, Targets, pair_targets
-from tac_torch.losses import LossWeights, score_loss
+from tac_torch.losses import LossWeights, RunningMean, score_loss
 from tac_torch.mask_warp import MaskWarp, make_spec, resize_class_maps
 from tac_torch.mask_warp_export import POSE_SPEC, WEIGHT_KINDS, archive_specs, export_submission
 from tac_torch.quant import fake_quantized_params, quantize_values
@@ -92,6 +92,7 @@ class MaskWarpConfig:
     weights: str = "int4_sym"          # the network's quantizer (rank >= 2 tensors)
     seg: float = contract.SEG_WEIGHT
     pose: float = 1.0
+    pose_linear: bool = True           # the pose sqrt linearised at a running mean of the MSE (losses.pose_term)
     rate: float = contract.RATE_WEIGHT
     margin: float = 2.0
     temperature: float = 0.5
@@ -260,13 +261,14 @@ class MaskWarpTrainer:
                       dict(self.net.named_parameters())}
         self.chain = ContestChain(scorers, size=config.camera)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.lr)
+        self.pose_mse = RunningMean()
         self.step = 0
 
     def state(self) -> dict:
         return {"recipe_fingerprint": self.config.fingerprint(), "recipe_name": self.config.name,
                 "config": json.dumps(self.config.as_dict(), sort_keys=True), "data_key": self.data_key,
                 "network": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
-                "adam": self.optimizer.state_dict(), "rng": ckpt.rng_state()}
+                "adam": self.optimizer.state_dict(), "rng": ckpt.rng_state(), "pose_mse": self.pose_mse.value}
 
     def restore(self, path: Path) -> None:
         """Continue from the checkpoint at ``path`` (``CheckpointError`` when it does not fit)."""
@@ -276,6 +278,7 @@ class MaskWarpTrainer:
             self.net.load_state_dict(state["network"])
             self.optimizer.load_state_dict(state["adam"])
             ckpt.set_rng_state(state["rng"])
+            self.pose_mse.value = state.get("pose_mse")
             self.step = int(state["step"])
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
             raise ckpt.CheckpointError(f"{path}: checkpoint does not fit this run ({exc})") from None
@@ -295,7 +298,8 @@ class MaskWarpTrainer:
         rate = weights.rate > 0
         return score_loss(out.pose, out.seg_logits, pose_t, seg_t, weights=weights,
                           params=dict(self.net.named_parameters()) if rate else None,
-                          specs=self.specs if rate else None, original_bytes=self.original_bytes)
+                          specs=self.specs if rate else None, original_bytes=self.original_bytes,
+                          pose_reference=self.pose_mse.value if self.config.pose_linear else None)
 
     def train_step(self) -> dict[str, float]:
         """One Adam step at ``self.step``; returns the loss parts as floats."""
@@ -307,6 +311,7 @@ class MaskWarpTrainer:
         self.optimizer.zero_grad(set_to_none=True)
         parts["loss"].backward()
         self.optimizer.step()
+        self.pose_mse.update(parts["pose_mse"])
         self.step += 1
         return {k: float(v.detach()) for k, v in parts.items()}
 

@@ -50,6 +50,7 @@ class Stage:
     lr_floor: float = 0.1
     seg: float = contract.SEG_WEIGHT
     pose: float = 1.0
+    pose_linear: bool = True          # the pose sqrt linearised at a running mean of the MSE (losses.pose_term)
     rate: float = contract.RATE_WEIGHT
     margin: float = 2.0
     temperature: float = 0.5

@@ -34,7 +34,7 @@ from tac_core.progress import progress
 from tac_torch import checkpoint as ckpt
 from tac_torch.chain import ContestChain, Targets, pair_targets
 from tac_torch.export import LATENT_SPEC, archive_specs, save_model_file
-from tac_torch.losses import rate_bits, score_loss
+from tac_torch.losses import RunningMean, rate_bits, score_loss
 from tac_torch.quant import fake_quantize, fake_quantized_params, quantize_values, weight_specs
 from tac_torch.recipe import Recipe
 from tac_torch.renderers import LATENTS, HnervPair, init_latents, render_uint8
@@ -234,6 +234,7 @@ class Trainer:
                                                        scale=recipe.latent_scale).to(device))
         self.specs = weight_specs(self.net, "int8_sym")
         self.chain = ContestChain(scorers, size=recipe.camera)
+        self.pose_mse = RunningMean()
         hidden = [p for n, p in self.net.named_parameters() if n.startswith(HIDDEN_CONV) and p.dim() == 4]
         hidden_ids = {id(p) for p in hidden}
         rest = [p for p in self.net.parameters() if id(p) not in hidden_ids]
@@ -271,7 +272,7 @@ class Trainer:
                 "recipe": json.dumps(self.recipe.as_dict(), sort_keys=True), "data_key": self.data_key,
                 "decoder": cpu(self.net.state_dict()), "latents": self.latents.detach().cpu(),
                 "ema": cpu(self.ema), "adamw": self.adamw.state_dict(), "muon": self.muon.state_dict(),
-                "rng": ckpt.rng_state(),
+                "rng": ckpt.rng_state(), "pose_mse": self.pose_mse.value,
                 "candidates": {c.name: {"decoder": c.decoder, "latents": c.latents}
                                for c in self.candidates.values()}}
 
@@ -288,6 +289,7 @@ class Trainer:
             self.muon.load_state_dict(state["muon"])
             self.candidates = {n: Candidate(n, c["decoder"], c["latents"]) for n, c in state["candidates"].items()}
             ckpt.set_rng_state(state["rng"])
+            self.pose_mse.value = state.get("pose_mse")
             self.step = int(state["step"])
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
             raise ckpt.CheckpointError(f"{path}: checkpoint does not fit this run ({exc})") from None
@@ -323,7 +325,8 @@ class Trainer:
         parts = score_loss(out.pose, out.seg_logits, pose_t, seg_t, weights=weights,
                            params={**dict(self.net.named_parameters()), LATENTS: self.latents} if rate else None,
                            specs={**self.specs, LATENTS: LATENT_SPEC} if rate else None,
-                           original_bytes=self.original_bytes)
+                           original_bytes=self.original_bytes,
+                           pose_reference=self.pose_mse.value if stage.pose_linear else None)
         if pixel is not None:
             parts["loss"] = parts["loss"] + pixel
             parts["pixel"] = pixel
@@ -367,6 +370,8 @@ class Trainer:
         with torch.no_grad():
             for key, value in self._live().items():
                 self.ema[key].lerp_(value, 1.0 - stage.ema_decay)
+        if "pose_mse" in parts:
+            self.pose_mse.update(parts["pose_mse"])
         self.step += 1
         return {k: float(v.detach()) for k, v in parts.items()}
 

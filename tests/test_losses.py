@@ -62,6 +62,39 @@ def test_pose_term_is_sqrt_of_ten_mse():
         pose_term(torch.zeros(2, 4), torch.zeros(2, 4))
 
 
+def test_linearised_pose_term_weighs_every_pair_alike():
+    """At a reference MSE the tangent equals the sqrt; its gradient is the same for a close pair
+    and a far one, where sqrt of each pair's own MSE pushes the close one hardest."""
+    target = torch.zeros(1, 6)
+    ref = 0.25
+    grads = []
+    for err in (0.05, 1.0):                               # a close pair and a far pair
+        pose = torch.full((1, 6), err, requires_grad=True)
+        term = pose_term(pose, target, reference=ref)
+        term.backward()
+        grads.append(float(pose.grad[0, 0]) / err)        # d term / d mse, up to the constant 2 / 6
+    assert grads[0] == pytest.approx(grads[1], rel=1e-6)
+    assert float(pose_term(torch.full((1, 6), math.sqrt(ref)), target, reference=ref)) == \
+        pytest.approx(math.sqrt(10 * ref), rel=1e-6)
+    own = []
+    for err in (0.05, 1.0):
+        pose = torch.full((1, 6), err, requires_grad=True)
+        pose_term(pose, target).backward()
+        own.append(float(pose.grad[0, 0]) / err)
+    assert own[0] > 10 * own[1]
+
+
+def test_running_mean_follows_and_skips_non_finite_values():
+    from tac_torch.losses import RunningMean
+
+    m = RunningMean(decay=0.5)
+    assert m.value is None
+    m.update(4.0)
+    m.update(float("nan"))
+    m.update(2.0)
+    assert m.value == pytest.approx(3.0)
+
+
 def test_rate_bits_track_the_codes_entropy():
     gen = torch.Generator().manual_seed(1)
     x = torch.distributions.Laplace(0.0, 1.0).sample((64, 64))
