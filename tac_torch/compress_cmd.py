@@ -38,10 +38,10 @@ def _configure(parser) -> None:
     parser.add_argument("video", nargs="?", type=Path,
                         help="video to compress (default: the embedded synthetic driving clip)")
     parser.add_argument("-o", "--output", type=Path, required=True, help="submission folder to write")
-    parser.add_argument("--method", "--renderer", dest="method", choices=METHODS, default="hnerv_pair",
-                        help="a learned renderer: hnerv_pair (default) or mask_warp (class maps + poses + "
-                             "a small renderer), or a classical codec: x265 (the contest's baseline_fast "
-                             "settings), av1 (SVT-AV1)")
+    parser.add_argument("--method", "--renderer", dest="method", choices=METHODS, default="mask_warp",
+                        help="a learned renderer: mask_warp (default: class maps + poses + a small renderer) "
+                             "or hnerv_pair (a decoder + a latent per pair), or a classical codec: x265 (the "
+                             "contest's baseline_fast settings), av1 (SVT-AV1)")
     parser.add_argument("--preset", default="demo",
                         help="training recipe: demo (minutes on a CPU), contest (hours on a GPU) or a TOML "
                              "file; also sets the default clip's length (demo 10 s, contest 60 s)")

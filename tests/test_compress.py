@@ -57,8 +57,8 @@ def test_a_rerun_does_no_work_and_from_redoes_the_later_steps(tmp_path, small_cl
 def test_demo_preset_end_to_end_on_a_short_clip(tmp_path, small_clip, capsys):
     # the proxy scorers (small networks) keep the end-to-end runs within CI's time
     out = tmp_path / "out"
-    assert main(["compress", str(small_clip), "-o", str(out), "--preset", "demo", "--steps", "2",
-                 "--proxy"]) == 0
+    assert main(["compress", str(small_clip), "-o", str(out), "--renderer", "hnerv_pair", "--preset", "demo",
+                 "--steps", "2", "--proxy"]) == 0
     text = capsys.readouterr().out
     assert "hnerv_pair demo" in text and "x265 baseline_fast" in text and "score ratio" in text
     record = json.loads((out / "score.json").read_text())
@@ -72,8 +72,8 @@ def test_demo_preset_end_to_end_on_a_short_clip(tmp_path, small_clip, capsys):
     assert "[tto]\nenabled = false" in text
     recipe.write_text(text.replace("[tto]\nenabled = false", "[tto]\nenabled = true"))    # TTO on
     n = len(_ledger(out / "work" / "hnerv_pair"))
-    assert main(["compress", str(small_clip), "-o", str(out), "--preset", str(recipe), "--steps", "2",
-                 "--proxy", "--no-baseline"]) == 0
+    assert main(["compress", str(small_clip), "-o", str(out), "--renderer", "hnerv_pair", "--preset", str(recipe),
+                 "--steps", "2", "--proxy", "--no-baseline"]) == 0
     again = [(e["step"], e["status"]) for e in _ledger(out / "work" / "hnerv_pair")[n:]]
     assert again == [("targets", "cached"), ("train", "cached"), ("tto", "ran"), ("sidecar", "ran"),
                      ("package", "ran"), ("evaluate", "ran")]
@@ -82,7 +82,7 @@ def test_demo_preset_end_to_end_on_a_short_clip(tmp_path, small_clip, capsys):
 @pytest.mark.slow
 def test_mask_warp_runs_its_whole_pipeline_end_to_end(tmp_path, small_clip, capsys):
     out = tmp_path / "out"
-    assert main(["compress", str(small_clip), "-o", str(out), "--renderer", "mask_warp", "--steps", "2",
+    assert main(["compress", str(small_clip), "-o", str(out), "--steps", "2",      # mask_warp: the default
                  "--proxy", "--no-baseline"]) == 0
     assert "mask_warp demo" in capsys.readouterr().out
     record = json.loads((out / "score.json").read_text())
