@@ -1,4 +1,4 @@
-"""Rate-distortion of classical codecs and tac's hnerv_pair renderer on synthetic clips.
+"""Rate-distortion of classical codecs and of tac's learned renderers on synthetic clips.
 
     seed --write_clip--> clip.mkv (the clip's "original", like the contest video)
       --each ladder setting: encode_member, decode, bicubic back up--> candidate frames
@@ -6,19 +6,32 @@
       rate = bytes / (37,545,489 x frames / 1200)   (the contest's bytes per frame)
       score = 100 seg + sqrt(10 pose) + 25 rate
 
-    seed --tac: train (--tac-preset), export, inflate through the submission's runtime--> frames
+    seed --each of --renderers: the step chain ``tac compress`` runs (tac_torch.compress_steps),
+           --tac-preset, in a temporary run folder-->  the evaluate step's seg, pose, bytes
+      hnerv_pair: targets -> train -> tto -> sidecar -> package -> evaluate
+      mask_warp:  targets -> train -> lowbit -> maps -> tto -> finetune -> sidecar -> package -> evaluate
 
-Writes ``rd.md`` (a table) and ``rd.png`` (score, seg and pose against bytes) into --out.
-The last line states the ratio of tac's best score to the best classical score.
+The evaluate step inflates the packaged archive.zip through its own inflate.sh and scores it with
+the same scorers and the same rate (basis "contest-per-frame"). Over several seeds, bytes and
+frames are summed and seg and pose averaged per pair. Writes ``rd.md`` (a table) and ``rd.png``
+(score, seg and pose against bytes) into --out. The last line states the ratio of tac's best
+score to the best classical score.
 
-    .venv/bin/python benchmarks/rd.py --quick            # one 2 s clip, a 7-point ladder (about 1 minute on 2 cores)
-    .venv/bin/python benchmarks/rd.py --seeds 0 1 --seconds 10
+    .venv/bin/python benchmarks/rd.py --quick
+    .venv/bin/python benchmarks/rd.py --seeds 0 1 --seconds 10      # both renderers, the demo presets in full
+
+--quick is one 2 s clip, a 7-point ladder and mask_warp only, trained for QUICK_TAC_STEPS (180)
+steps, half the demo preset's 360: about 7 minutes on 2 cores (the ladder about 1 minute; the
+mask_warp chain about 6, 2.5 of them training, the rest its TTO, fine-tune, sidecar and
+evaluation). With the preset's 360 steps it took 9.4 minutes, too close to the 10 it must fit.
+A full run adds hnerv_pair and each preset's full training; the presets' comments give their times.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -34,6 +47,9 @@ FULL = {"x265": [(c, s) for s in (0.35, 0.45, 0.6) for c in (22, 26, 30, 34, 38,
         "av1": [(c, s) for s in (0.35, 0.45, 0.6) for c in (30, 38, 46, 54)]}
 COLOURS = {"x265": (200, 60, 40), "av1": (40, 90, 200), "tac": (30, 150, 60)}
 TAC = "tac"
+RENDERERS = ("hnerv_pair", "mask_warp")
+QUICK_RENDERERS = ("mask_warp",)
+QUICK_TAC_STEPS = 180           # --tac-steps under --quick, so that it fits 10 minutes (see above)
 
 
 def scorers_for(args):
@@ -62,10 +78,10 @@ def run_ladder(args, scorers) -> list[dict]:
             write_clip(clip, SceneConfig(seed=seed, seconds=args.seconds), workers=0)
             clean = np.stack(list(video.decode_frames(clip)))
             ref = outputs(scorers, clean)
-            if args.tac_preset:
-                size, frames = run_tac(args, scorers, clip, Path(tmp))
-                pose, seg = scorers.distortion(ref, outputs(scorers, frames))
-                _add(rows, (TAC, args.tac_preset, 1.0), size, len(clean), pose, seg, seed)
+            for renderer in args.renderers if args.tac_preset else ():
+                label, evaluated = run_tac(args, scorers, clip, Path(tmp), renderer)
+                _add(rows, (TAC, label, "-"), evaluated["bytes"], len(clean), evaluated["seg"],
+                     evaluated["pose"], seed)
             for family, settings in ladder.items():
                 for crf, scale in settings:
                     codec = base[family].with_settings(crf=crf, scale=scale)
@@ -74,7 +90,8 @@ def run_ladder(args, scorers) -> list[dict]:
                     size = member.stat().st_size
                     member.unlink()
                     pose, seg = scorers.distortion(ref, outputs(scorers, degraded(codec, clip, Path(tmp))))
-                    _add(rows, (family, crf, scale), size, len(clean), pose, seg, seed)
+                    _add(rows, (family, crf, scale), size, len(clean), float(seg.mean()), float(pose.mean()),
+                         seed)
     out = []
     for row in rows.values():
         pairs = row["frames"] // 2
@@ -86,33 +103,50 @@ def run_ladder(args, scorers) -> list[dict]:
     return sorted(out, key=lambda r: (r["family"], r["bytes"]))
 
 
-def _add(rows: dict, key: tuple, size: int, frames: int, pose: np.ndarray, seg: np.ndarray, seed: int) -> None:
+def _add(rows: dict, key: tuple, size: int, frames: int, seg: float, pose: float, seed: int) -> None:
+    """Add one clip's bytes, frames and per-pair mean seg and pose to the row ``key``."""
     family, crf, scale = key
     row = rows.setdefault(key, {"family": family, "crf": crf, "scale": scale,
                                 "bytes": 0, "frames": 0, "pose": 0.0, "seg": 0.0})
     row["bytes"] += size
     row["frames"] += frames
-    row["pose"] += float(pose.sum())
-    row["seg"] += float(seg.sum())
-    print(f"  seed {seed} {family} {crf} scale {scale}: {size:,} bytes, "
-          f"seg {seg.mean():.5f}, pose {pose.mean():.5f}", flush=True)
+    row["pose"] += pose * (frames // 2)
+    row["seg"] += seg * (frames // 2)
+    print(f"  seed {seed} {family} {crf} scale {scale}: {size:,} bytes, seg {seg:.5f}, pose {pose:.5f}", flush=True)
 
 
-def run_tac(args, scorers, clip: Path, tmp: Path) -> tuple[int, np.ndarray]:
-    """Train hnerv_pair on ``clip``, export a submission, inflate it: (archive.zip bytes, frames)."""
-    from tac_core import harness
-    from tac_torch.export import export_submission, load_model_file
-    from tac_torch.recipe import load_recipe
-    from tac_torch.train import train
+def tac_steps(job, renderer: str, preset: str, steps: int | None) -> tuple[list, str]:
+    """``tac compress``'s steps for ``renderer`` with ``preset`` (scaled to ``steps``), and the row's label."""
+    from tac_torch import compress_steps
 
-    recipe = load_recipe(args.tac_preset)
-    if args.tac_steps:
-        recipe = recipe.with_total_steps(args.tac_steps)
-    result = train(recipe, clip, scorers, tmp / "train", show_progress=False)
-    model = load_model_file(result.model_path)
-    out = export_submission(tmp / "submission", model.model, model.latents, model.frames, video_name=clip.name)
-    raw = harness.run_inflate(out, [clip.name])[clip.name]
-    return (out / contract.ARCHIVE_NAME).stat().st_size, np.array(video.open_raw(raw))
+    if renderer == "hnerv_pair":
+        from tac_torch.recipe import load_recipe
+
+        recipe = load_recipe(preset)
+        recipe = recipe if steps is None else recipe.with_total_steps(steps)
+        chain, name = compress_steps.hnerv_steps(job, recipe), recipe.name
+    else:
+        from tac_torch.mask_warp_train import load_config
+
+        config = load_config(preset)
+        config = config if steps is None else config.with_total_steps(steps)
+        chain, name = compress_steps.mask_warp_steps(job, config), config.name
+    return chain, f"{renderer} {name}" + ("" if steps is None else f", {steps} steps")
+
+
+def run_tac(args, scorers, clip: Path, tmp: Path, renderer: str) -> tuple[str, dict]:
+    """Run ``renderer``'s ``tac compress`` chain on ``clip`` in ``tmp``: (label, the evaluate step's summary)."""
+    from tac_core.pipeline import run_pipeline
+    from tac_core.pipeline.runs import INDEX_ENV
+    from tac_torch.compress_steps import Job
+
+    os.environ[INDEX_ENV] = str(tmp / "runs.jsonl")        # keep these runs out of the user's runs index
+    job = Job(clip, scorers, str(scorers.device), "contest-per-frame", "benchmarks/rd.py")
+    steps, label = tac_steps(job, renderer, args.tac_preset, args.tac_steps)
+    run = run_pipeline(tmp / renderer, steps, meta={"renderer": renderer, "method": f"rd.py {label}"})
+    times = ", ".join(f"{s.name} {s.seconds:.0f} s" for s in run.steps)
+    print(f"  {label} on {clip.name}: {sum(s.seconds for s in run.steps):.0f} s ({times})", flush=True)
+    return label, run["evaluate"].summary
 
 
 def table(rows: list[dict], args) -> str:
@@ -155,7 +189,7 @@ def plot(rows: list[dict], path: Path) -> None:
             for scale in sorted({r["scale"] for r in rows if r["family"] == family}):
                 pts = [at(math.log10(r["bytes"]), r[key]) for r in rows
                        if r["family"] == family and r["scale"] == scale]
-                if len(pts) > 1:
+                if len(pts) > 1 and family != TAC:         # tac rows are separate renderers, not a curve
                     draw.line(pts, fill=COLOURS[family], width=2)
                 for x, y in pts:
                     draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=COLOURS[family])
@@ -169,15 +203,25 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="synthetic clip seeds (default 0)")
     parser.add_argument("--seconds", type=float, help="clip length (default 10; 2 with --quick)")
     parser.add_argument("--scorers", default="proxy", help="proxy (default), stand-in, or a folder of contest weights")
-    parser.add_argument("--quick", action="store_true", help="one short clip and a 7-point ladder")
+    parser.add_argument("--quick", action="store_true", help="one 2 s clip, a 7-point ladder, mask_warp at "
+                        f"{QUICK_TAC_STEPS} steps (about 7 minutes on 2 cores)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    parser.add_argument("--tac-preset", default="demo", help="training recipe of the tac row (default demo; "
+    parser.add_argument("--renderers", nargs="+", choices=RENDERERS,
+                        help=f"tac's rows (default: both; {' '.join(QUICK_RENDERERS)} with --quick)")
+    parser.add_argument("--tac-preset", default="demo", help="training preset of each renderer (default demo; "
                         "'' leaves tac out)")
-    parser.add_argument("--tac-steps", type=int, help="scale the recipe to this many steps")
+    parser.add_argument("--tac-steps", type=int, help="scale each renderer's training to this many steps "
+                        f"(default: the preset's; {QUICK_TAC_STEPS} with --quick)")
     parser.add_argument("-o", "--out", type=Path, default=Path("rd-out"), help="output folder (default rd-out)")
     args = parser.parse_args()
     if args.seconds is None:
         args.seconds = 2.0 if args.quick else 10.0
+    if args.renderers is None:
+        args.renderers = QUICK_RENDERERS if args.quick else RENDERERS
+    if args.tac_steps is None and args.quick:
+        args.tac_steps = QUICK_TAC_STEPS
+    if args.tac_steps is not None and args.tac_steps < 1:
+        parser.error("--tac-steps must be at least 1")
     import torch
 
     torch.set_num_threads(args.threads)
