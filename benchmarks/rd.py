@@ -41,13 +41,13 @@ import numpy as np
 from tac_core import contract, video
 from tac_core.classical import AV1, X265_BASELINE
 from tac_core.scenes import SceneConfig, write_clip
+from tac_torch.compress_steps import RENDERERS
 
 QUICK = {"x265": [(24, 0.45), (30, 0.45), (36, 0.45), (42, 0.45)], "av1": [(35, 0.45), (45, 0.45), (55, 0.45)]}
 FULL = {"x265": [(c, s) for s in (0.35, 0.45, 0.6) for c in (22, 26, 30, 34, 38, 42)],
         "av1": [(c, s) for s in (0.35, 0.45, 0.6) for c in (30, 38, 46, 54)]}
 COLOURS = {"x265": (200, 60, 40), "av1": (40, 90, 200), "tac": (30, 150, 60)}
 TAC = "tac"
-RENDERERS = ("hnerv_pair", "mask_warp")
 QUICK_RENDERERS = ("mask_warp",)
 QUICK_TAC_STEPS = 180           # --tac-steps under --quick, so that it fits 10 minutes (see above)
 
@@ -117,21 +117,10 @@ def _add(rows: dict, key: tuple, size: int, frames: int, seg: float, pose: float
 
 def tac_steps(job, renderer: str, preset: str, steps: int | None) -> tuple[list, str]:
     """``tac compress``'s steps for ``renderer`` with ``preset`` (scaled to ``steps``), and the row's label."""
-    from tac_torch import compress_steps
+    from tac_torch.compress_steps import renderer_steps
 
-    if renderer == "hnerv_pair":
-        from tac_torch.recipe import load_recipe
-
-        recipe = load_recipe(preset)
-        recipe = recipe if steps is None else recipe.with_total_steps(steps)
-        chain, name = compress_steps.hnerv_steps(job, recipe), recipe.name
-    else:
-        from tac_torch.mask_warp_train import load_config
-
-        config = load_config(preset)
-        config = config if steps is None else config.with_total_steps(steps)
-        chain, name = compress_steps.mask_warp_steps(job, config), config.name
-    return chain, f"{renderer} {name}" + ("" if steps is None else f", {steps} steps")
+    chain, name = renderer_steps(job, renderer, preset, steps)
+    return chain, name + ("" if steps is None else f", {steps} steps")
 
 
 def run_tac(args, scorers, clip: Path, tmp: Path, renderer: str) -> tuple[str, dict]:

@@ -90,20 +90,8 @@ def _steps(args, job):
     """The method's steps and its name in the table."""
     from tac_torch import compress_steps
 
-    if args.method == "hnerv_pair":
-        from tac_torch.recipe import load_recipe
-
-        recipe = load_recipe(args.preset)
-        if args.steps is not None:
-            recipe = recipe.with_total_steps(args.steps)
-        return compress_steps.hnerv_steps(job, recipe), f"hnerv_pair {recipe.name}"
-    if args.method == "mask_warp":
-        from tac_torch.mask_warp_train import load_config
-
-        config = load_config(args.preset)
-        if args.steps is not None:
-            config = config.with_total_steps(args.steps)
-        return compress_steps.mask_warp_steps(job, config), f"mask_warp {config.name}"
+    if args.method in compress_steps.RENDERERS:
+        return compress_steps.renderer_steps(job, args.method, args.preset, args.steps)
     codec = classical.CODECS[args.method].with_settings(crf=args.crf, scale=args.scale)
     return compress_steps.classical_steps(job, codec), f"{codec.name} crf{codec.crf} x{codec.scale}"
 

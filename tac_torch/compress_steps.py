@@ -31,6 +31,7 @@ SUBMISSION = "submission"
 MODEL = "model.pt"
 TARGETS = "targets.npz"
 STEPS_VERSION = "1"            # bump when a step's code changes what it writes
+RENDERERS = ("hnerv_pair", "mask_warp")
 
 
 @dataclass(frozen=True)
@@ -295,6 +296,24 @@ def mask_warp_steps(job: Job, config) -> list[Step]:
                  version=STEPS_VERSION),
             Step("package", package, {"video": job.video.name}, version=STEPS_VERSION),
             evaluate_step(job, "package")]
+
+
+def renderer_steps(job: Job, renderer: str, preset: str, steps: int | None = None) -> tuple[list[Step], str]:
+    """A learned renderer's chain with ``preset`` (a name or a TOML file; training scaled to
+    ``steps`` when given) and the run's name, e.g. ``mask_warp demo``."""
+    if renderer == "hnerv_pair":
+        from tac_torch.recipe import load_recipe
+
+        recipe = load_recipe(preset)
+        recipe = recipe if steps is None else recipe.with_total_steps(steps)
+        return hnerv_steps(job, recipe), f"hnerv_pair {recipe.name}"
+    if renderer == "mask_warp":
+        from tac_torch.mask_warp_train import load_config
+
+        config = load_config(preset)
+        config = config if steps is None else config.with_total_steps(steps)
+        return mask_warp_steps(job, config), f"mask_warp {config.name}"
+    raise InputError(f"unknown renderer {renderer!r}; tac has hnerv_pair and mask_warp")
 
 
 def publish(evaluated: Path, out: Path) -> None:
