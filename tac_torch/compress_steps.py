@@ -259,6 +259,8 @@ def mask_warp_steps(job: Job, config) -> list[Step]:
         new, res = mw.finetune(m, targets(ctx), job.scorers, steps=config.finetune.qat_steps,
                                lr=config.finetune.lr, seed=config.seed, camera=config.camera, device=job.device)
         mw.save_model(ctx.dir / MODEL, new)
+        if not config.finetune.qat_steps:
+            return {"kept": False, "steps": 0}
         _log(f"finetune: {'kept' if res.kept else 'dropped'}; distortion score {res.before:.5f} -> {res.after:.5f}")
         return {"kept": res.kept, "distortion_before": res.before, "distortion_after": res.after,
                 "steps": res.steps}

@@ -172,9 +172,9 @@ def finetune(m: MaskWarpModel, targets: Targets, scorers: TorchScorers, *, steps
     from tac_torch.losses import score_loss
     from tac_torch.quant import fake_quantized_params
 
+    if steps == 0:                          # off: nothing to score
+        return m, FinetuneResult(False, math.nan, math.nan, 0)
     before = exact_scores(m, targets, scorers, camera, device)
-    if steps == 0:
-        return m, FinetuneResult(False, before.score(), before.score(), 0)
     net = MaskWarp(m.model.spec).to(device)
     net.load_state_dict(m.model.state_dict())
     specs = {k: v for k, v in archive_specs(net, m.weights).items() if k in dict(net.named_parameters())}
