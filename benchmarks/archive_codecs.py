@@ -58,10 +58,10 @@ def decoder_tensors(seed: int = 0):
 def model_tensors(path: str):
     """A trained hnerv_pair model file's archive tensors, architecture and schema."""
     from tac_torch import renderers
-    from tac_torch.export import architecture_params, archive_tensors, load_model_file
+    from tac_torch.export import archive_tensors, load_model_file
 
     m = load_model_file(path)
-    arch = Architecture(renderers.SPEC_ID, architecture_params(m.model.spec, m.frames))
+    arch = renderers.architecture(m.model.spec, m.frames)
     return archive_tensors(m.model, m.latents), arch, renderers.archive_schema(m.model.spec)
 
 

@@ -24,11 +24,6 @@ from tac_core.archive import Archive, read_archive
 from tac_core.errors import ArchiveError, InputError, WeightsError
 from tac_torch import renderers
 
-def architecture_params(spec: dict[str, int], frames: int) -> dict[str, int]:
-    """What the archive header's architecture carries: the spec and the frame count."""
-    return dict(renderers.architecture(spec, frames).params)
-
-
 class HnervArchive(NamedTuple):
     """What an ``hnerv_pair`` member holds."""
 

@@ -27,11 +27,11 @@ from typing import Mapping, NamedTuple
 import torch
 
 from tac_core.architectures import output_bias as bias_sidecar
-from tac_core.archive import Architecture, ChooserOptions, QuantSpec, Quantized, quantize, write_archive
+from tac_core.archive import ChooserOptions, QuantSpec, Quantized, quantize, write_archive
 from tac_core.errors import InputError, WeightsError
 from tac_core.files import atomic_output
 from tac_torch import renderers
-from tac_torch.archive_io import architecture_params, pairs_for, read_model  # noqa: F401  (re-exported)
+from tac_torch.archive_io import pairs_for, read_model  # noqa: F401  (re-exported)
 from tac_torch.quant import weight_specs
 
 MEMBER_SUFFIX = ".tac"
@@ -109,7 +109,7 @@ def build_archive(model: renderers.HnervPair, latents: torch.Tensor, frames: int
     tensors = archive_tensors(model, latents, output_bias)
     schema = renderers.archive_schema(model.spec)
     return write_archive(tensors,
-                         architecture=Architecture(renderers.SPEC_ID, architecture_params(model.spec, frames)),
+                         architecture=renderers.architecture(model.spec, frames),
                          schema=schema,
                          options=options or ChooserOptions(contest_safe=True))
 

@@ -18,13 +18,12 @@ import numpy as np
 import torch
 
 from tac_core.architectures import output_bias as bias_sidecar
-from tac_core.archive import (Architecture, Chain, ChooserOptions, QuantSpec, Quantized, classmap_chain, quantize,
+from tac_core.archive import (Chain, ChooserOptions, QuantSpec, Quantized, classmap_chain, quantize,
                               write_archive)
 from tac_core.errors import InputError, WeightsError
 from tac_torch import mask_warp
 from tac_torch.archive_io import pairs_for
 from tac_torch.export import LATENT_SPEC, member_name
-from tac_torch.mask_warp_io import architecture_params
 from tac_torch.quant import weight_specs
 
 WEIGHT_KINDS = ("int4_sym", "int8_sym")        # the quantizers training's fake quantisation supports
@@ -103,7 +102,7 @@ def build_archive(model: mask_warp.MaskWarp, poses: torch.Tensor, class_maps: np
     (with its output-bias sidecar when ``output_bias`` has a non-zero code)."""
     check_codes(model, poses, class_maps, frames)
     tensors = archive_tensors(model, poses, class_maps, weights, output_bias)
-    architecture = Architecture(mask_warp.SPEC_ID, architecture_params(model.spec, frames))
+    architecture = mask_warp.architecture(model.spec, frames)
     options = options or ARCHIVE_OPTIONS
     chain = class_map_chain(model.spec)
     if chain is not None:

@@ -32,11 +32,6 @@ class Decoded(NamedTuple):
     output_bias: torch.Tensor | None = None   # (P, 2, 3) int8 codes of the output-bias sidecar
 
 
-def architecture_params(spec: dict[str, int], frames: int) -> dict[str, int]:
-    """What the archive header's architecture carries: the spec and the frame count."""
-    return dict(mask_warp.architecture(spec, frames).params)
-
-
 def read_model(data: bytes) -> Decoded:
     """The network (eval mode, CPU), class maps, poses and frame count of a ``mask_warp``
     archive; ``ArchiveError`` when the bytes are not one."""
