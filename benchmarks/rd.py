@@ -9,7 +9,8 @@
     seed --each of --renderers: the step chain ``tac compress`` runs (tac_torch.compress_steps),
            --tac-preset, in a temporary run folder-->  the evaluate step's seg, pose, bytes
       hnerv_pair: targets -> train -> tto -> sidecar -> package -> evaluate
-      mask_warp:  targets -> train -> lowbit -> maps -> tto -> finetune -> sidecar -> package -> evaluate
+      mask_warp:  targets -> train -> lowbit -> maps -> tto -> finetune -> sidecar -> pose_field -> package
+                  -> evaluate
 
 The evaluate step inflates the packaged archive.zip through its own inflate.sh and scores it with
 the same scorers and the same rate (basis "contest-per-frame"). Over several seeds, bytes and

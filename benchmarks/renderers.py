@@ -4,6 +4,7 @@ one set of scorers, in one run.
     clip (the embedded synthetic clip, --seconds) --tac compress's pipelines (tac_torch.compress_steps)-->
       hnerv_pair: train | + latent TTO | + output-bias sidecar
       mask_warp:  lowbit | + near-lossless maps | + pose TTO | + QAT finetune | + output-bias sidecar
+                  | + pose field
     each row: that step's model packaged, inflated through its own inflate.sh, evaluated
 
 The table gives seg, pose, bytes, rate and score per row (every score labelled with its axis) and
@@ -27,7 +28,7 @@ from tac_core.pipeline import run_pipeline
 
 HNERV = [("train", "no refinement"), ("tto", "+ latent TTO"), ("sidecar", "+ output-bias sidecar")]
 MASK_WARP = [("lowbit", "no refinement"), ("maps", "+ near-lossless maps"), ("tto", "+ pose TTO"), ("finetune", "+ QAT finetune"),
-             ("sidecar", "+ output-bias sidecar")]
+             ("sidecar", "+ output-bias sidecar"), ("pose_field", "+ pose field")]
 
 
 def package_hnerv(step_dir: Path, folder: Path, video_name: str) -> Path:

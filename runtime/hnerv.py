@@ -1,7 +1,7 @@
 """Inflate an ``hnerv_pair`` member (``X.tac``): decoder + latents -> uint8 camera frames.
 
     member bytes --tac_torch.archive_io.read_model--> decoder, latents (P, d), frame count N,
-        output-bias codes (P, 2, 3) or none
+        the sidecars' codes (output bias (P, 2, 3), pose field (P, 3, 3, 4)) or none
       --tac_torch.renderers.render_uint8 (RENDER_BATCH pairs at a time; bicubic to 874x1164,
         clamp, round)--> (b,2,874,1164,3) u8
       --RawWriter, the first N frames--> X.raw
@@ -33,12 +33,12 @@ def configure_torch() -> None:
     torch.set_num_threads(max(1, cores))
 
 
-def render_frames(model, latents, frames: int, device: str = "cpu", output_bias=None):
+def render_frames(model, latents, frames: int, device: str = "cpu", output_bias=None, pose_field=None):
     """Yield uint8 numpy batches ``(n, 874, 1164, 3)`` whose total is ``frames`` frames."""
     from tac_torch.renderers import render_uint8
 
     left = frames
-    for pairs in render_uint8(model, latents, device, output_bias=output_bias):
+    for pairs in render_uint8(model, latents, device, output_bias=output_bias, pose_field=pose_field):
         batch = pairs.reshape(-1, *pairs.shape[2:])[:left].cpu().numpy()
         left -= len(batch)
         yield batch
@@ -49,8 +49,9 @@ def inflate_member(member: Path, out: Path, device: str = "cpu") -> int:
     from tac_torch.archive_io import read_model
 
     configure_torch()
-    model, latents, frames, bias = read_model(Path(member).read_bytes())
+    decoded = read_model(Path(member).read_bytes())
     with RawWriter(out, contract.CAMERA_HW) as writer:
-        for batch in render_frames(model, latents, frames, device, bias):
+        for batch in render_frames(decoded.model, decoded.latents, decoded.frames, device, decoded.output_bias,
+                                   decoded.pose_field):
             writer.write(batch)
     return writer.frames

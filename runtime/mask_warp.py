@@ -29,7 +29,7 @@ def inflate_member(member: Path, out: Path, device: str = "cpu") -> int:
     left = decoded.frames
     with RawWriter(out, contract.CAMERA_HW) as writer:
         for pairs in render_uint8(decoded.model, decoded.class_maps, decoded.poses, device,
-                                  output_bias=decoded.output_bias):
+                                  output_bias=decoded.output_bias, pose_field=decoded.pose_field):
             batch = pairs.reshape(-1, *pairs.shape[2:])[:left].cpu().numpy()
             left -= len(batch)
             writer.write(batch)

@@ -3,7 +3,7 @@
     member bytes --read_archive--> architecture id 1, params = spec + {"frames": N}
         tensors (dequantised exactly as docs/archive-format.md section 4 defines)
       --> HnervPair(spec) holding the decoder tensors, latents (P, latent_dim) float32, N,
-          the output-bias sidecar (P, 2, 3) int8 codes when the member has one
+          the sidecars' int8 codes when the member has them: output bias (P, 2, 3), pose field (P, 3, 3, 4)
 
 N is the video's frame count; P = ceil(N / 2) pairs. An odd N renders its last
 pair and keeps only the first frame of it. This module needs torch, the archive
@@ -18,7 +18,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from tac_core.architectures import output_bias
+from tac_core.architectures import output_bias, pose_field
 from tac_core.architectures.layout import FRAMES_PARAM, pairs_for
 from tac_core.archive import Archive, read_archive
 from tac_core.errors import ArchiveError, InputError, WeightsError
@@ -31,6 +31,7 @@ class HnervArchive(NamedTuple):
     latents: torch.Tensor               # (P, latent_dim) float32
     frames: int                         # the video's frame count N
     output_bias: torch.Tensor | None    # (P, 2, 3) int8 codes of the output-bias sidecar, or None
+    pose_field: torch.Tensor | None = None   # (P, 3, 3, 4) int8 codes of the pose-field sidecar, or None
 
 
 def read_model(data: bytes) -> HnervArchive:
@@ -46,14 +47,15 @@ def read_model(data: bytes) -> HnervArchive:
         spec = renderers.validate_spec(params)
         tensors = dict(archive.tensors)
         latents = tensors.pop(renderers.LATENTS, None)
-        bias = tensors.pop(output_bias.NAME, None)
+        bias, field = tensors.pop(output_bias.NAME, None), tensors.pop(pose_field.NAME, None)
         if latents is None or latents.ndim != 2 or latents.shape[1] != spec["latent_dim"]:
             raise ArchiveError(f"archive has no {renderers.LATENTS!r} table of shape (P, {spec['latent_dim']})")
         model = renderers.HnervPair.from_arrays(spec, tensors).eval()
     except (InputError, WeightsError) as exc:
         raise ArchiveError(f"archive does not describe an {renderers.NAME} decoder: {exc}") from None
     return HnervArchive(model, torch.from_numpy(np.ascontiguousarray(latents, dtype=np.float32)),
-                        checked_frames(frames, len(latents), "latents"), sidecar_codes(bias, len(latents)))
+                        checked_frames(frames, len(latents), "latents"), sidecar_codes(output_bias, bias, len(latents)),
+                        sidecar_codes(pose_field, field, len(latents)))
 
 
 def checked_frames(frames: int | None, pairs: int, what: str) -> int:
@@ -65,11 +67,12 @@ def checked_frames(frames: int | None, pairs: int, what: str) -> int:
     return int(frames)
 
 
-def sidecar_codes(bias, pairs: int) -> torch.Tensor | None:
-    """An archive's output-bias codes as an int8 tensor (P, 2, 3), checked; None when absent."""
-    if bias is None:
+def sidecar_codes(sidecar, codes, pairs: int) -> torch.Tensor | None:
+    """An archive's codes of ``sidecar`` (the module ``output_bias`` or ``pose_field``) as an int8
+    tensor, checked; None when absent."""
+    if codes is None:
         return None
     try:
-        return torch.from_numpy(output_bias.check_codes(bias, pairs))
+        return torch.from_numpy(sidecar.check_codes(codes, pairs))
     except InputError as exc:
-        raise ArchiveError(f"archive's output-bias sidecar does not fit: {exc}") from None
+        raise ArchiveError(f"archive's {sidecar.NAME} sidecar does not fit: {exc}") from None

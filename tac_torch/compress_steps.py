@@ -2,7 +2,7 @@
 
     hnerv_pair: targets -> train -> tto -> sidecar -> package -> evaluate
     mask_warp:  targets -> train -> lowbit -> maps (near-lossless) -> tto (poses) -> finetune (QAT)
-                -> sidecar -> package -> evaluate
+                -> sidecar -> pose_field -> package -> evaluate
     x265 | av1: encode -> evaluate
     baseline:   encode (x265 baseline_fast) -> evaluate      (a run of its own, OUT/work/baseline)
 
@@ -214,7 +214,8 @@ def hnerv_steps(job: Job, recipe) -> list[Step]:
 # --- mask_warp ------------------------------------------------------------------
 
 def mask_warp_steps(job: Job, config) -> list[Step]:
-    """targets -> train -> lowbit -> maps -> tto -> finetune -> sidecar -> package -> evaluate (``mask_warp``)."""
+    """targets -> train -> lowbit -> maps -> tto -> finetune -> sidecar -> pose_field -> package -> evaluate
+    (``mask_warp``)."""
     from tac_torch import mask_warp_refine as mw
 
     def targets(ctx: StepContext):
@@ -278,11 +279,22 @@ def mask_warp_steps(job: Job, config) -> list[Step]:
                 "bytes_before": res.bytes_before, "bytes_after": res.bytes_after,
                 "pairs_with_bias": res.pairs_with_bias}
 
+    def pose_field(ctx: StepContext) -> dict:
+        m = mw.load_model(ctx.output("sidecar") / MODEL)
+        t, frames = load_targets(ctx.output("targets"))
+        new, res = mw.fit_field(m, t, job.scorers, config.pose_field, original_bytes=job.original_bytes(frames),
+                                camera=config.camera, device=job.device)
+        mw.save_model(ctx.dir / MODEL, new)
+        if config.pose_field.enabled:
+            _log(f"pose field: {'kept' if res.kept else 'dropped'}; pose {res.pose_before:.5f} -> {res.pose_after:.5f}, "
+                 f"{res.bytes_before:,} -> {res.bytes_after:,} bytes ({res.pairs_with_field} pairs with a field)")
+        return {k: v for k, v in asdict(res).items() if not (isinstance(v, float) and v != v)}
+
     def package(ctx: StepContext) -> dict:
         from tac_core.export import write_submission
         from tac_torch.export import member_name
 
-        m = mw.load_model(ctx.output("sidecar") / MODEL)
+        m = mw.load_model(ctx.output("pose_field") / MODEL)
         folder = write_submission(ctx.dir / SUBMISSION, member_name(job.video.name), m.archive())
         archive = folder / contract.ARCHIVE_NAME
         return {"bytes": archive.stat().st_size, "sha256": sha256_file(archive)}
@@ -295,6 +307,8 @@ def mask_warp_steps(job: Job, config) -> list[Step]:
             Step("tto", tto, {"tto": asdict(config.tto), **after}, version=STEPS_VERSION),
             Step("finetune", finetune, {"finetune": asdict(config.finetune), **after}, version=STEPS_VERSION),
             Step("sidecar", sidecar, {"sidecar": asdict(config.sidecar), "basis": job.basis, **after},
+                 version=STEPS_VERSION),
+            Step("pose_field", pose_field, {"pose_field": asdict(config.pose_field), "basis": job.basis, **after},
                  version=STEPS_VERSION),
             Step("package", package, {"video": job.video.name}, version=STEPS_VERSION),
             evaluate_step(job, "package")]

@@ -27,6 +27,7 @@ from typing import Mapping, NamedTuple
 import torch
 
 from tac_core.architectures import output_bias as bias_sidecar
+from tac_core.architectures.layout import sidecar_tensors
 from tac_core.archive import ChooserOptions, QuantSpec, Quantized, quantize, write_archive
 from tac_core.errors import InputError, WeightsError
 from tac_core.files import atomic_output
@@ -85,9 +86,9 @@ def archive_specs(model: torch.nn.Module) -> dict[str, QuantSpec]:
 
 
 def archive_tensors(model: renderers.HnervPair, latents: torch.Tensor,
-                    bias: torch.Tensor | None = None) -> dict[str, Quantized]:
-    """The quantised tensors of an archive, by ``archive_specs``; the output-bias codes, when
-    given and not all zero, stored raw as int8."""
+                    bias: torch.Tensor | None = None, field: torch.Tensor | None = None) -> dict[str, Quantized]:
+    """The quantised tensors of an archive, by ``archive_specs``; the sidecars' codes (output bias,
+    pose field), each when given and not all zero, stored raw as int8."""
     specs = archive_specs(model)
     arrays = model.arrays()
     missing = sorted(set(arrays) - set(specs))
@@ -95,18 +96,17 @@ def archive_tensors(model: renderers.HnervPair, latents: torch.Tensor,
         raise WeightsError(f"decoder tensors without a quantizer: {', '.join(missing[:4])}")
     out = {name: quantize(arrays[name], specs[name]) for name in arrays}
     out[renderers.LATENTS] = quantize(latents.detach().cpu().float().numpy(), specs[renderers.LATENTS])
-    if bias is not None and bool(bias.any()):
-        codes = bias_sidecar.check_codes(bias.detach().cpu().numpy(), len(latents))
-        out[bias_sidecar.NAME] = quantize(codes, QuantSpec("raw"))
+    out.update(sidecar_tensors(len(latents), *(None if c is None else c.detach().cpu().numpy() for c in (bias, field))))
     return out
 
 
 def build_archive(model: renderers.HnervPair, latents: torch.Tensor, frames: int,
-                  options: ChooserOptions | None = None, output_bias: torch.Tensor | None = None) -> bytes:
-    """A contest-safe archive of the model for a video of ``frames`` frames (with its output-bias
-    sidecar when ``output_bias`` has a non-zero code)."""
+                  options: ChooserOptions | None = None, output_bias: torch.Tensor | None = None,
+                  pose_field: torch.Tensor | None = None) -> bytes:
+    """A contest-safe archive of the model for a video of ``frames`` frames (with each sidecar,
+    ``output_bias`` and ``pose_field``, that has a non-zero code)."""
     _check(model, latents, frames)
-    tensors = archive_tensors(model, latents, output_bias)
+    tensors = archive_tensors(model, latents, output_bias, pose_field)
     schema = renderers.archive_schema(model.spec)
     return write_archive(tensors,
                          architecture=renderers.architecture(model.spec, frames),

@@ -1,7 +1,8 @@
 """Rendered pairs to the uint8 camera frames an inflate writes: one definition, shared by
 training (``tac_torch.chain``) and the inflate runtime (vendored into every submission).
 
-    pairs (B,2,3,h,w) float 0..255 --bicubic (align_corners=False) to 874x1164-->
+    pairs (B,2,3,h,w) float 0..255 [+ the archive's sidecars: output bias, pose field]
+      --bicubic (align_corners=False) to 874x1164-->
       --clamp 0..255--> --round half to even (straight-through gradient)--> (B,2,3,H,W) float
       --uint8, channels last--> (B,2,H,W,3) uint8
 
@@ -14,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from tac_core import contract
-from tac_core.architectures import output_bias
+from tac_core.architectures import output_bias, pose_field
 from tac_core.errors import InputError
 
 
@@ -51,6 +52,36 @@ def add_output_bias(frames: torch.Tensor, codes: torch.Tensor | None) -> torch.T
         raise InputError(f"output-bias codes must be {tuple(frames.shape[:3])} for these pairs, "
                          f"got {tuple(codes.shape)}")
     return frames + (codes.to(frames.dtype) * output_bias.STEP)[..., None, None]
+
+
+def upsampled_pose_field(codes: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Pose-field codes ``(B, 3, 3, 4)`` as grey levels ``(B, 3, h, w)`` at the renderer's size:
+    ``codes x pose_field.STEP``, bilinear with half-pixel centres and clamped edges."""
+    field = codes.float() * pose_field.STEP
+    return F.interpolate(field, size=tuple(size), mode="bilinear", align_corners=False)
+
+
+def add_pose_field(frames: torch.Tensor, codes: torch.Tensor | None) -> torch.Tensor:
+    """Rendered pairs ``(B,2,3,h,w)`` with the pose-field sidecar added to their first frames
+    (codes ``(B,3,3,4)``); ``codes=None`` returns ``frames`` itself."""
+    if codes is None:
+        return frames
+    _check_frames(frames)
+    if tuple(codes.shape) != pose_field.shape(len(frames)):
+        raise InputError(f"pose-field codes must be {pose_field.shape(len(frames))} for these pairs, "
+                         f"got {tuple(codes.shape)}")
+    field = upsampled_pose_field(codes, frames.shape[-2:]).to(frames.dtype)
+    return torch.stack([frames[:, 0] + field, frames[:, 1]], dim=1)
+
+
+def rows(codes: torch.Tensor | None, batch: slice, device) -> torch.Tensor | None:
+    """A sidecar's codes for one render batch of pairs, on ``device`` (None stays None)."""
+    return None if codes is None else codes[batch].to(device)
+
+
+def add_sidecars(frames: torch.Tensor, bias: torch.Tensor | None, field: torch.Tensor | None) -> torch.Tensor:
+    """Rendered pairs with an archive's sidecars applied: the output bias, then the pose field."""
+    return add_pose_field(add_output_bias(frames, bias), field)
 
 
 def camera_frames(frames: torch.Tensor, size: tuple[int, int] = contract.CAMERA_HW) -> torch.Tensor:

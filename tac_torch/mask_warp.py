@@ -239,11 +239,13 @@ class MaskWarp(nn.Module):
 def render_uint8(module: MaskWarp, class_maps: torch.Tensor, poses: torch.Tensor,
                  device: str | torch.device = "cpu",
                  size: tuple[int, int] = contract.CAMERA_HW,
-                 output_bias: torch.Tensor | None = None) -> Iterator[torch.Tensor]:
+                 output_bias: torch.Tensor | None = None, pose_field: torch.Tensor | None = None
+                 ) -> Iterator[torch.Tensor]:
     """The frames an archive stands for: uint8 pairs ``(b, 2, H, W, 3)``, RENDER_BATCH pairs at a
     time (the inflate runtime, ``MaskWarpRenderer`` and the exporter's checks all render here);
-    ``output_bias`` (P, 2, 3) int codes: the archive's output-bias sidecar, when it has one."""
-    from tac_torch.frames import add_output_bias, camera_pairs_uint8
+    ``output_bias`` (P, 2, 3) and ``pose_field`` (P, 3, 3, 4) int codes: the archive's sidecars,
+    when it has them."""
+    from tac_torch.frames import add_sidecars, camera_pairs_uint8, rows
 
     if len(class_maps) != len(poses):
         raise InputError(f"{len(class_maps)} class maps but {len(poses)} poses; one of each per pair")
@@ -251,8 +253,9 @@ def render_uint8(module: MaskWarp, class_maps: torch.Tensor, poses: torch.Tensor
     with torch.inference_mode():
         for i in range(0, len(poses), RENDER_BATCH):
             pairs = module(class_maps[i:i + RENDER_BATCH].to(device), poses[i:i + RENDER_BATCH].to(device))
-            codes = None if output_bias is None else output_bias[i:i + RENDER_BATCH].to(device)
-            yield camera_pairs_uint8(add_output_bias(pairs, codes), size)
+            batch = slice(i, i + RENDER_BATCH)
+            yield camera_pairs_uint8(add_sidecars(pairs, rows(output_bias, batch, device),
+                                                  rows(pose_field, batch, device)), size)
 
 
 class MaskWarpRenderer:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tac_core.architectures import output_bias as bias_sidecar
+from tac_core.architectures.layout import sidecar_tensors
 from tac_core.archive import (Chain, ChooserOptions, QuantSpec, Quantized, classmap_chain, quantize,
                               write_archive)
 from tac_core.errors import InputError, WeightsError
@@ -78,9 +78,10 @@ def check_codes(model: mask_warp.MaskWarp, poses: torch.Tensor, class_maps: np.n
 
 
 def archive_tensors(model: mask_warp.MaskWarp, poses: torch.Tensor, class_maps: np.ndarray,
-                    weights: str = "int4_sym", bias: torch.Tensor | None = None) -> dict[str, Quantized]:
+                    weights: str = "int4_sym", bias: torch.Tensor | None = None,
+                    field: torch.Tensor | None = None) -> dict[str, Quantized]:
     """The archive's tensors: quantised by ``archive_specs``, class maps by ``class_map_tensor``, the
-    output-bias codes (when given and not all zero) raw int8."""
+    sidecars' codes (output bias, pose field; each when given and not all zero) raw int8."""
     specs = archive_specs(model, weights)
     arrays = model.arrays()
     missing = sorted(set(arrays) - set(specs))
@@ -89,19 +90,17 @@ def archive_tensors(model: mask_warp.MaskWarp, poses: torch.Tensor, class_maps: 
     out = {name: quantize(arrays[name], specs[name]) for name in arrays}
     out[mask_warp.POSES] = quantize(poses.detach().cpu().float().numpy(), specs[mask_warp.POSES])
     out[mask_warp.CLASS_MAPS] = class_map_tensor(class_maps, model.spec["classes"])
-    if bias is not None and bool(bias.any()):
-        codes = bias_sidecar.check_codes(bias.detach().cpu().numpy(), len(poses))
-        out[bias_sidecar.NAME] = quantize(codes, QuantSpec("raw"))
+    out.update(sidecar_tensors(len(poses), *(None if c is None else c.detach().cpu().numpy() for c in (bias, field))))
     return out
 
 
 def build_archive(model: mask_warp.MaskWarp, poses: torch.Tensor, class_maps: np.ndarray, frames: int,
                   weights: str = "int4_sym", options: ChooserOptions | None = None,
-                  output_bias: torch.Tensor | None = None) -> bytes:
+                  output_bias: torch.Tensor | None = None, pose_field: torch.Tensor | None = None) -> bytes:
     """A contest-safe archive of the renderer and its codes for a video of ``frames`` frames
-    (with its output-bias sidecar when ``output_bias`` has a non-zero code)."""
+    (with each sidecar, ``output_bias`` and ``pose_field``, that has a non-zero code)."""
     check_codes(model, poses, class_maps, frames)
-    tensors = archive_tensors(model, poses, class_maps, weights, output_bias)
+    tensors = archive_tensors(model, poses, class_maps, weights, output_bias, pose_field)
     architecture = mask_warp.architecture(model.spec, frames)
     options = options or ARCHIVE_OPTIONS
     chain = class_map_chain(model.spec)
@@ -113,10 +112,10 @@ def build_archive(model: mask_warp.MaskWarp, poses: torch.Tensor, class_maps: np
 
 def export_submission(out_dir: Path, model: mask_warp.MaskWarp, poses: torch.Tensor, class_maps: np.ndarray,
                       frames: int, video_name: str = "0.mkv", weights: str = "int4_sym",
-                      output_bias: torch.Tensor | None = None) -> Path:
+                      output_bias: torch.Tensor | None = None, pose_field: torch.Tensor | None = None) -> Path:
     """Write a submission folder whose inflate writes ``<stem of video_name>.raw`` with ``frames`` frames."""
     from tac_core.export import write_submission
 
     member = member_name(video_name)                         # a bad name fails before any work
-    data = build_archive(model, poses, class_maps, frames, weights, output_bias=output_bias)
+    data = build_archive(model, poses, class_maps, frames, weights, output_bias=output_bias, pose_field=pose_field)
     return write_submission(Path(out_dir), member, data)

@@ -15,7 +15,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from tac_core.architectures import output_bias
+from tac_core.architectures import output_bias, pose_field
 from tac_core.archive import read_archive
 from tac_core.errors import ArchiveError, InputError, WeightsError
 from tac_torch import mask_warp
@@ -30,6 +30,7 @@ class Decoded(NamedTuple):
     poses: torch.Tensor           # (P, pose_dim) float32, as dequantised
     frames: int
     output_bias: torch.Tensor | None = None   # (P, 2, 3) int8 codes of the output-bias sidecar
+    pose_field: torch.Tensor | None = None    # (P, 3, 3, 4) int8 codes of the pose-field sidecar
 
 
 def read_model(data: bytes) -> Decoded:
@@ -45,7 +46,7 @@ def read_model(data: bytes) -> Decoded:
         spec = mask_warp.validate_spec(params)
         tensors = dict(archive.tensors)
         poses, maps = tensors.pop(mask_warp.POSES, None), tensors.pop(mask_warp.CLASS_MAPS, None)
-        bias = tensors.pop(output_bias.NAME, None)
+        bias, field = tensors.pop(output_bias.NAME, None), tensors.pop(pose_field.NAME, None)
         if poses is None or poses.ndim != 2 or poses.shape[1] != spec["pose_dim"]:
             raise ArchiveError(f"archive has no {mask_warp.POSES!r} table of shape (P, {spec['pose_dim']})")
         if maps is None or maps.dtype != np.uint8 or maps.shape != (len(poses), spec["out_h"], spec["out_w"]):
@@ -58,4 +59,5 @@ def read_model(data: bytes) -> Decoded:
         raise ArchiveError(f"archive does not describe a {mask_warp.NAME} renderer: {exc}") from None
     return Decoded(model, torch.from_numpy(maps.astype(np.int64)),
                    torch.from_numpy(np.ascontiguousarray(poses, dtype=np.float32)),
-                   checked_frames(frames, len(poses), "poses"), sidecar_codes(bias, len(poses)))
+                   checked_frames(frames, len(poses), "poses"), sidecar_codes(output_bias, bias, len(poses)),
+                   sidecar_codes(pose_field, field, len(poses)))

@@ -9,11 +9,13 @@ with the optimised poses, and the output-bias sidecar.
         (tac_torch.tto.optimise_codes; a pair keeps new poses only where its exact score falls)-->
       --finetune: QAT steps on the weights with those poses; kept only if the exact score falls-->
       --sidecar: per-pair output biases (tac_torch.refine.search_bias_codes)-->
+      --pose field: per-pair coarse fields on the first frames, fitted through PoseNet
+        (tac_torch.pose_field); kept only if the score with the real archive bytes falls-->
       model file (MaskWarpModel) --> archive
 
 A model file is a ``torch.save`` dict (loadable with ``weights_only=True``): spec, network state
 (float), poses (P, pose_dim) float, class_maps (P, out_h, out_w) uint8, frames, weights (the
-quantizer kind) and, optionally, output_bias (P, 2, 3) int8.
+quantizer kind) and, optionally, output_bias (P, 2, 3) and pose_field (P, 3, 3, 4) int8.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import torch
 
 from tac_core import contract
 from tac_core.architectures import output_bias as bias_sidecar
+from tac_core.architectures import pose_field as field_sidecar
 from tac_core.archive.packaging import pack_zip
 from tac_core.errors import InputError
 from tac_core.files import atomic_output
@@ -53,10 +56,11 @@ class MaskWarpModel:
     frames: int
     weights: str = "int4_sym"
     output_bias: torch.Tensor | None = None
+    pose_field: torch.Tensor | None = None
 
     def archive(self) -> bytes:
         return build_archive(self.model, self.poses, self.class_maps, self.frames, self.weights,
-                             output_bias=self.output_bias)
+                             output_bias=self.output_bias, pose_field=self.pose_field)
 
     def archive_bytes(self) -> int:
         """Bytes of the archive.zip an export of this model writes."""
@@ -69,8 +73,9 @@ def save_model(path: Path, m: MaskWarpModel) -> Path:
     payload = {"spec": dict(m.model.spec), "network": {k: v.detach().cpu() for k, v in m.model.state_dict().items()},
                "poses": m.poses.detach().cpu().float(), "class_maps": torch.from_numpy(m.class_maps.copy()),
                "frames": int(m.frames), "weights": m.weights}
-    if m.output_bias is not None:
-        payload["output_bias"] = torch.from_numpy(bias_sidecar.check_codes(m.output_bias.numpy(), len(m.poses)))
+    for sidecar, codes in ((bias_sidecar, m.output_bias), (field_sidecar, m.pose_field)):
+        if codes is not None:
+            payload[sidecar.NAME] = torch.from_numpy(sidecar.check_codes(codes.numpy(), len(m.poses)))
     buf = io.BytesIO()
     torch.save(payload, buf)
     with atomic_output(Path(path)) as f:
@@ -88,7 +93,8 @@ def load_model(path: Path) -> MaskWarpModel:
             raise InputError(f"lacks {', '.join(missing)}")
         model = MaskWarp.from_arrays(payload["spec"], {k: v.float().numpy() for k, v in payload["network"].items()})
         m = MaskWarpModel(model.eval(), payload["poses"].float(), payload["class_maps"].numpy(),
-                          int(payload["frames"]), str(payload["weights"]), payload.get("output_bias"))
+                          int(payload["frames"]), str(payload["weights"]), payload.get(bias_sidecar.NAME),
+                          payload.get(field_sidecar.NAME))
         check_codes(m.model, m.poses, m.class_maps, m.frames)
         return m
     except InputError as exc:
@@ -118,23 +124,25 @@ class PoseCodes:
     bias: torch.Tensor | None
     camera: tuple[int, int] = contract.CAMERA_HW
     device: str = "cpu"
+    field: torch.Tensor | None = None
 
     def pairs(self, codes, index):
-        from tac_torch.frames import add_output_bias
+        from tac_torch.frames import add_sidecars
 
         idx = index.to(self.device)
-        bias = None if self.bias is None else self.bias[idx]
-        return add_output_bias(self.net(self.maps[idx], codes), bias)
+        pick = lambda c: None if c is None else c[idx].to(self.device)   # noqa: E731
+        return add_sidecars(self.net(self.maps[idx], codes), pick(self.bias), pick(self.field))
 
     def uint8(self, codes):
-        yield from render_uint8(self.net, self.maps, codes, self.device, self.camera, output_bias=self.bias)
+        yield from render_uint8(self.net, self.maps, codes, self.device, self.camera, output_bias=self.bias,
+                                pose_field=self.field)
 
 
 def exact_scores(m: MaskWarpModel, targets: Targets, scorers: TorchScorers, camera=contract.CAMERA_HW,
                  device: str = "cpu") -> PairScores:
     """Per-pair distortions of what the archive of ``m`` inflates to."""
     low = lowbit(m)
-    renderer = PoseCodes(low.model.to(device), _maps(low, device), low.output_bias, camera, device)
+    renderer = PoseCodes(low.model.to(device), _maps(low, device), low.output_bias, camera, device, low.pose_field)
     return exact_pair_scores(renderer, low.poses.to(device), targets, scorers)
 
 
@@ -144,7 +152,7 @@ def tto_poses(m: MaskWarpModel, targets: Targets, scorers: TorchScorers, setting
     """Optimise the stored int8 poses against the scorers through the fixed low-bit network."""
     low = lowbit(m)
     scale, _ = scale_and_zero(m.poses, POSE_SPEC)
-    renderer = PoseCodes(low.model.to(device), _maps(low, device), low.output_bias, camera, device)
+    renderer = PoseCodes(low.model.to(device), _maps(low, device), low.output_bias, camera, device, low.pose_field)
     result = optimise_codes(renderer, low.poses.to(device), scale.to(device), targets, scorers, settings,
                             chain=ContestChain(scorers, size=camera), device=device, name="tto poses",
                             show_progress=show_progress)
@@ -207,14 +215,64 @@ def search_output_bias(m: MaskWarpModel, targets: Targets, scorers: TorchScorers
     """Per-pair output biases, kept only when the exact score with the real archive bytes falls."""
     low = lowbit(m)
     net, maps, poses = low.model.to(device), _maps(low, device), low.poses.to(device)
-    renderer = BiasCodes(lambda index: net(maps[index.to(device)], poses[index.to(device)]),
-                         lambda q: render_uint8(net, maps, poses, device, camera, output_bias=q))
+    from tac_torch.frames import add_pose_field
+
+    field = low.pose_field
+    renderer = BiasCodes(lambda index: add_pose_field(net(maps[index.to(device)], poses[index.to(device)]),
+                                                      None if field is None else field[index].to(device)),
+                         lambda q: render_uint8(net, maps, poses, device, camera, output_bias=q, pose_field=field))
     start = (m.output_bias if m.output_bias is not None
              else torch.zeros(len(m.poses), bias_sidecar.FRAMES, bias_sidecar.CHANNELS, dtype=torch.int8))
     codes, res = search_bias_codes(renderer, start, targets, scorers, settings, original_bytes=original_bytes,
                                    archive_bytes=lambda q: replace(m, output_bias=q).archive_bytes(),
                                    camera=camera, device=device, show_progress=show_progress)
     return (replace(m, output_bias=codes) if res.kept else m), res
+
+
+@dataclass
+class PoseFieldResult:
+    kept: bool
+    pose_before: float              # mean exact pose MSE without and with the field
+    pose_after: float
+    score_before: float             # the pose and rate terms of the score (seg does not change)
+    score_after: float
+    bytes_before: int
+    bytes_after: int
+    pairs_with_field: int
+
+
+def fit_field(m: MaskWarpModel, targets: Targets, scorers: TorchScorers, settings, *, original_bytes: float,
+              camera=contract.CAMERA_HW, device: str = "cpu", show_progress: bool = True
+              ) -> tuple[MaskWarpModel, PoseFieldResult]:
+    """The pose-field sidecar fitted through PoseNet (``tac_torch.pose_field``), kept only when the
+    score with the real archive bytes falls. SegNet sees only second frames, so only the pose and
+    rate terms can move; ``settings.enabled`` off keeps the model as it is, unscored."""
+    from tac_torch.frames import add_output_bias
+    from tac_torch.pose_field import fit_pose_field
+
+    start = replace(m, pose_field=None)
+    bytes_before = start.archive_bytes()
+    if not settings.enabled:
+        return m, PoseFieldResult(False, math.nan, math.nan, math.nan, math.nan, bytes_before, bytes_before, 0)
+    low = lowbit(start)
+    net, maps, poses, bias = low.model.to(device), _maps(low, device), low.poses.to(device), low.output_bias
+
+    def render(batch: slice) -> torch.Tensor:
+        return add_output_bias(net(maps[batch], poses[batch]), None if bias is None else bias[batch].to(device))
+
+    fit = fit_pose_field(render, targets, scorers, settings, camera=camera, device=device, show_progress=show_progress)
+    candidate = replace(start, pose_field=fit.codes)
+    bytes_after = candidate.archive_bytes()
+
+    def terms(mse: float, nbytes: int) -> float:
+        return contract.score(0.0, mse, nbytes / original_bytes)
+
+    before, after = float(fit.before.mean()), float(fit.after.mean())
+    if fit.changed_pairs and terms(after, bytes_after) < terms(before, bytes_before):
+        return candidate, PoseFieldResult(True, before, after, terms(before, bytes_before), terms(after, bytes_after),
+                                          bytes_before, bytes_after, fit.changed_pairs)
+    return start, PoseFieldResult(False, before, before, terms(before, bytes_before), terms(before, bytes_before),
+                                  bytes_before, bytes_before, 0)
 
 
 def flip_costs(m: MaskWarpModel, targets: Targets, scorers: TorchScorers, *, camera=contract.CAMERA_HW,

@@ -35,13 +35,14 @@ from tac_torch.archive_io import pairs_for
 from tac_torch.chain import ContestChain, Targets, pair_targets
 from tac_torch.losses import LossWeights, RunningMean, score_loss
 from tac_torch.mask_warp import MaskWarp, make_spec, resize_class_maps
+from tac_torch.pose_field import FieldSettings
 from tac_torch.mask_warp_export import POSE_SPEC, WEIGHT_KINDS, archive_specs, export_submission
 from tac_torch.quant import fake_quantized_params, quantize_values
 from tac_torch.recipe import Refine, check_fields, known_keys, read_toml
 from tac_torch.train import load_frames, sampled_pairs, targets_digest
 
 PRESETS = ("demo", "contest")
-AFTER_TRAINING = ("maps", "tto", "finetune", "sidecar")      # tables outside the training fingerprint
+AFTER_TRAINING = ("maps", "tto", "finetune", "sidecar", "pose_field")   # tables outside the training fingerprint
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,7 @@ class MaskWarpConfig:
     tto: Refine = field(default_factory=Refine)            # [tto]: pose test-time optimisation
     finetune: Finetune = field(default_factory=lambda: Finetune())   # [finetune]: QAT after the TTO
     sidecar: Refine = field(default_factory=Refine)        # [sidecar]: output-bias search
+    pose_field: FieldSettings = field(default_factory=FieldSettings)   # [pose_field]: the pose-field sidecar
     source: str = "<config>"           # where it was read from (not part of the fingerprint)
 
     def __post_init__(self):
@@ -175,7 +177,8 @@ def config_from_dict(data: Mapping[str, Any], source: str = "<config>") -> MaskW
         raise InputError(f"{source}: unknown table {unknown[0]!r} (known: train, spec, "
                          f"{', '.join(AFTER_TRAINING)})")
     head = known_keys(data.get("train", {}), MaskWarpConfig, "[train]", source, exclude=AFTER_TRAINING)
-    for table, cls in (("maps", Maps), ("tto", Refine), ("finetune", Finetune), ("sidecar", Refine)):
+    for table, cls in (("maps", Maps), ("tto", Refine), ("finetune", Finetune), ("sidecar", Refine),
+                       ("pose_field", FieldSettings)):
         if table in data:
             if not isinstance(data[table], dict):
                 raise InputError(f"{source}: [{table}] must be a table")

@@ -101,6 +101,15 @@ def yuv6_differentiable(rgb: torch.Tensor) -> torch.Tensor:
     return _planes(y, u, v)
 
 
+def yuv6_linear(rgb: torch.Tensor) -> torch.Tensor:
+    """The linear part of ``yuv6``: how its planes move with a change of ``rgb`` (no chroma offset,
+    no clamps)."""
+    rgb = _crop_even(rgb)
+    r, g, b = rgb[..., 0, :, :], rgb[..., 1, :, :], rgb[..., 2, :, :]
+    y = r * KR + g * KG + b * KB
+    return _planes(y, (b - y) / U_SCALE, (r - y) / V_SCALE)
+
+
 def _posenet_input(frames: torch.Tensor, convert) -> torch.Tensor:
     b, t = frames.shape[:2]
     x = _resize(frames.flatten(0, 1))            # a view: (B,2) merge keeps the permuted strides

@@ -132,23 +132,25 @@ def init_latents(n_pairs: int, spec: Mapping[str, int] | None = None, seed: int 
 
 
 def render_uint8(module: "HnervPair", latents: torch.Tensor, device: str | torch.device = "cpu",
-                 size: tuple[int, int] = contract.CAMERA_HW, output_bias: torch.Tensor | None = None
-                 ) -> Iterator[torch.Tensor]:
+                 size: tuple[int, int] = contract.CAMERA_HW, output_bias: torch.Tensor | None = None,
+                 pose_field: torch.Tensor | None = None) -> Iterator[torch.Tensor]:
     """The frames an archive stands for: uint8 pairs ``(b, 2, H, W, 3)``, RENDER_BATCH pairs at a time.
 
     The inflate runtime, the ``Renderer`` interface and training's archive scoring all render
     through this loop, so all three see the same bytes. The module is moved to ``device`` in
     channels-last memory (about 1.5x faster convolutions on CPU; the bytes are defined by this loop).
-    ``output_bias`` (P, 2, 3) int codes: the archive's output-bias sidecar, when it has one.
+    ``output_bias`` (P, 2, 3) and ``pose_field`` (P, 3, 3, 4) int codes: the archive's sidecars,
+    when it has them.
     """
-    from tac_torch.frames import add_output_bias, camera_pairs_uint8
+    from tac_torch.frames import add_sidecars, camera_pairs_uint8, rows
 
     module = module.to(device, memory_format=torch.channels_last).eval()
     with torch.inference_mode():
         for i in range(0, len(latents), RENDER_BATCH):
             rendered = module(latents[i:i + RENDER_BATCH].to(device))
-            codes = None if output_bias is None else output_bias[i:i + RENDER_BATCH].to(device)
-            yield camera_pairs_uint8(add_output_bias(rendered, codes), size)
+            batch = slice(i, i + RENDER_BATCH)
+            yield camera_pairs_uint8(add_sidecars(rendered, rows(output_bias, batch, device),
+                                                  rows(pose_field, batch, device)), size)
 
 
 class HnervPairRenderer:

@@ -89,4 +89,5 @@ def test_mask_warp_runs_its_whole_pipeline_end_to_end(tmp_path, small_clip, caps
     assert record["samples"] == 3 and record["axis"] == "proxy"
     assert record["archive_bytes"] == (out / "archive.zip").stat().st_size
     steps = [e["step"] for e in _ledger(out / "work" / "mask_warp") if e["status"] == "ran"]
-    assert steps == ["targets", "train", "lowbit", "maps", "tto", "finetune", "sidecar", "package", "evaluate"]
+    assert steps == ["targets", "train", "lowbit", "maps", "tto", "finetune", "sidecar", "pose_field", "package",
+                     "evaluate"]

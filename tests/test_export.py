@@ -29,8 +29,8 @@ def test_archive_holds_the_fake_quantised_model_and_the_frame_count():
     assert archive.architecture.id == renderers.SPEC_ID
     assert dict(archive.architecture.params) == {**TINY, "frames": 5}
     assert archive.quantized[renderers.LATENTS].spec == LATENT_SPEC
-    back, lat, frames, bias = read_model(data)
-    assert bias is None
+    back, lat, frames, bias, field = read_model(data)
+    assert bias is None and field is None
     assert frames == 5 and lat.shape == (3, TINY["latent_dim"])
     specs = weight_specs(model)
     for name, p in model.named_parameters():          # what QAT trains is what the archive holds

@@ -311,6 +311,15 @@ def clip_frames(n: int, seed: int = 0) -> np.ndarray:
     return np.clip(frames, 0, 255).astype(np.uint8)
 
 
+def read_toml_of(preset: str) -> dict:
+    import tomllib
+    from pathlib import Path
+
+    import tac_torch
+
+    return tomllib.loads((Path(tac_torch.__file__).parent / "presets" / f"mask_warp_{preset}.toml").read_text())
+
+
 def test_configs_are_checked_and_presets_load():
     from tac_torch.mask_warp_train import config_from_dict, load_config
 
@@ -328,6 +337,13 @@ def test_configs_are_checked_and_presets_load():
         config_from_dict({"spec": {"levels": 9}})
     with pytest.raises(InputError, match="float_steps"):
         config_from_dict({"train": {"float_steps": -1}})
+    with pytest.raises(InputError, match=r"unknown key 'iters' in \[pose_field\]"):
+        config_from_dict({"pose_field": {"iters": 3}})
+    with pytest.raises(InputError, match=r"\[pose_field\] lr"):
+        config_from_dict({"pose_field": {"lr": "fast"}})
+    assert load_config("demo").pose_field.enabled
+    assert load_config("demo").fingerprint() == config_from_dict(
+        {**read_toml_of("demo"), "pose_field": {"enabled": False}}, "x.toml").fingerprint()   # not training's
     config = tiny_config(warmup=2, float_steps=4, lr=1.0, lr_qat=0.5, lr_floor=0.1)
     assert [config.phase_at(s) for s in (0, 1, 2, 4)] == [(False, 0.5), (False, 1.0), (False, 1.0), (True, 0.5)]
     assert config.phase_at(5) == (True, pytest.approx(0.5 * (0.1 + 0.9 * 0.5)))   # half-way down the cosine

@@ -1,6 +1,6 @@
 """mask_warp after training: the low-bit model is what the archive holds, pose TTO, the QAT
-fine-tune and the output-bias sidecar never make the exact score worse, and the model file and
-the archive keep what they chose."""
+fine-tune, the output-bias sidecar and the pose field never make the exact score worse, and the
+model file and the archive keep what they chose."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ from tac_core.errors import InputError  # noqa: E402
 from tac_torch.chain import pair_targets  # noqa: E402
 from tac_torch.mask_warp import render_uint8  # noqa: E402
 from tac_torch.mask_warp_io import read_model  # noqa: E402
-from tac_torch.mask_warp_refine import (MaskWarpModel, exact_scores, finetune, load_model, lowbit,  # noqa: E402
-                                        save_model, search_output_bias, tto_poses)
+from tac_torch.mask_warp_refine import (MaskWarpModel, exact_scores, finetune, fit_field, load_model,  # noqa: E402
+                                        lowbit, save_model, search_output_bias, tto_poses)
+from tac_torch.pose_field import FieldSettings  # noqa: E402
 from tac_torch.mask_warp_train import load_config, stored_codes  # noqa: E402
 from tac_torch.tto import TTOSettings  # noqa: E402
 
@@ -80,14 +81,38 @@ def test_sidecar_pays_for_its_bytes_and_inflates_as_measured(setup):
     assert not res2.kept and dropped is m
 
 
+def test_the_pose_field_pays_for_its_bytes_leaves_seg_alone_and_inflates_as_measured(setup):
+    scorers, targets, m = setup
+    settings = FieldSettings(iterations=20, lr=2.0, batch_pairs=3)
+    new, res = fit_field(m, targets, scorers, settings, original_bytes=1e9, camera=CAMERA, show_progress=False)
+    assert res.kept and res.pose_after < res.pose_before and res.score_after < res.score_before
+    assert res.pairs_with_field == int(new.pose_field.flatten(1).any(1).sum()) > 0
+    assert res.bytes_after == new.archive_bytes() > res.bytes_before == m.archive_bytes()
+    back = read_model(new.archive())
+    assert torch.equal(back.pose_field, new.pose_field)
+    before, after = exact_scores(m, targets, scorers, CAMERA), exact_scores(new, targets, scorers, CAMERA)
+    assert after.mse.mean() == pytest.approx(res.pose_after, rel=1e-5)      # the inflate's frames, measured
+    assert np.array_equal(after.seg, before.seg)                             # second frames untouched
+    dropped, res2 = fit_field(m, targets, scorers, settings, original_bytes=1e2, camera=CAMERA, show_progress=False)
+    assert not res2.kept and dropped.pose_field is None and dropped.archive() == m.archive()
+    off, res3 = fit_field(new, targets, scorers, FieldSettings(enabled=False), original_bytes=1e9, camera=CAMERA)
+    assert off is new and not res3.kept
+    with pytest.raises(InputError, match=r"\[pose_field\] iterations"):
+        FieldSettings(iterations=-1)
+
+
 def test_model_files_round_trip_and_bad_ones_are_one_sentence(tmp_path, setup):
     _, _, m = setup
     bias = torch.zeros(PAIRS, 2, 3, dtype=torch.int8)
     bias[1, 0, 2] = -4
-    path = save_model(tmp_path / "m.pt", MaskWarpModel(m.model, m.poses, m.class_maps, m.frames, "int4_sym", bias))
-    back = load_model(path)
+    field = torch.zeros(PAIRS, 3, 3, 4, dtype=torch.int8)
+    field[2, 1, 0, 3] = 9
+    chosen = MaskWarpModel(m.model, m.poses, m.class_maps, m.frames, "int4_sym", bias, field)
+    back = load_model(save_model(tmp_path / "m.pt", chosen))
     assert torch.equal(back.output_bias, bias) and np.array_equal(back.class_maps, m.class_maps)
-    assert back.archive() == MaskWarpModel(m.model, m.poses, m.class_maps, m.frames, "int4_sym", bias).archive()
+    assert torch.equal(back.pose_field, field)
+    assert back.archive() == chosen.archive() != MaskWarpModel(m.model, m.poses, m.class_maps, m.frames,
+                                                               "int4_sym", bias).archive()
     (tmp_path / "bad.pt").write_bytes(b"not a model")
     with pytest.raises(InputError, match="not a readable mask_warp model file"):
         load_model(tmp_path / "bad.pt")

@@ -27,7 +27,7 @@ def member(tmp_path, frames, name="0"):
 
 def expected_frames(path):
     """What the renderer itself makes of the archive (``Renderer.render``): what an inflate must equal."""
-    model, latents, frames, _ = read_model(path.read_bytes())
+    model, latents, frames = read_model(path.read_bytes())[:3]
     pairs = renderers.HnervPairRenderer(model.spec).render(model.arrays(), {renderers.LATENTS: latents.numpy()},
                                                            range(len(latents)))
     return pairs.reshape(-1, *contract.CAMERA_HW, 3)[:frames]

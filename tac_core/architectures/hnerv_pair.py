@@ -14,7 +14,7 @@ from typing import Mapping
 
 import numpy as np
 
-from tac_core.architectures.layout import (FRAMES_PARAM, network_first, pairs_for, sidecar_entry, split_params,
+from tac_core.architectures.layout import (FRAMES_PARAM, network_first, pairs_for, sidecar_entries, split_params,
                                            with_frames)
 from tac_core.archive import Architecture, TensorSchema, register_schema
 from tac_core.archive.format import ARCH_HNERV_PAIR_V1
@@ -118,10 +118,10 @@ PARAMS = (FRAMES_PARAM, "latent_dim", "out_h", "out_w", "stages", "refine_blocks
 
 def archive_layout(params: Mapping[str, int]) -> list[tuple[str, tuple[int, ...]]]:
     """Every tensor of an archive whose header carries ``params`` (spec + frames), in schema
-    order: the decoder (weights, then vectors), the latents, the output-bias sidecar."""
+    order: the decoder (weights, then vectors), the latents, the two sidecars."""
     spec, frames = split_params(params)
     pairs = pairs_for(frames)
-    return [*network_first(tensor_shapes(spec)), (LATENTS, (pairs, spec["latent_dim"])), sidecar_entry(pairs)]
+    return [*network_first(tensor_shapes(spec)), (LATENTS, (pairs, spec["latent_dim"])), *sidecar_entries(pairs)]
 
 
 HNERV_PAIR_SCHEMA = TensorSchema(SPEC_ID, params=PARAMS, layout=archive_layout, defaults=HNERV_PAIR_DEFAULT)

@@ -2,7 +2,7 @@
 
     architecture params = spec + {"frames": N}  -->  P = ceil(N / 2) pairs
     layout: the network's tensors of rank >= 2 (module order), then those of rank < 2
-            (module order), then the per-pair tensors
+            (module order), then the per-pair tensors, the optional sidecars last
 
 Weights of one quantizer sit next to each other in that order, so a section
 names them with one run of schema positions (docs/archive-format.md section 4).
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from tac_core.architectures import output_bias
+from tac_core.architectures import output_bias, pose_field
 from tac_core.errors import InputError
 
 FRAMES_PARAM = "frames"         # architecture parameter beside the spec: the video's frame count
@@ -46,6 +46,22 @@ def network_first(shapes: Mapping[str, tuple[int, ...]]) -> list[tuple[str, tupl
     return [kv for kv in items if len(kv[1]) >= 2] + [kv for kv in items if len(kv[1]) < 2]
 
 
-def sidecar_entry(pairs: int) -> tuple[str, tuple[int, ...]]:
-    """The optional output-bias sidecar's schema entry, last in every renderer's layout."""
-    return output_bias.NAME, (pairs, output_bias.FRAMES, output_bias.CHANNELS)
+def sidecar_tensors(pairs: int, bias=None, field=None) -> dict:
+    """The archive tensors of the sidecars given as int codes (numpy arrays, or None): each
+    checked and stored raw as int8, and left out when all zero (absent means zero)."""
+    from tac_core.archive import QuantSpec
+    from tac_core.archive.quantizers import quantize
+
+    out = {}
+    for sidecar, codes in ((output_bias, bias), (pose_field, field)):
+        codes = None if codes is None else sidecar.check_codes(codes, pairs)
+        if codes is not None and codes.any():
+            out[sidecar.NAME] = quantize(codes, QuantSpec("raw"))
+    return out
+
+
+def sidecar_entries(pairs: int) -> list[tuple[str, tuple[int, ...]]]:
+    """The optional sidecars' schema entries, last in every renderer's layout: the output bias,
+    then the pose field."""
+    return [(output_bias.NAME, (pairs, output_bias.FRAMES, output_bias.CHANNELS)),
+            (pose_field.NAME, pose_field.shape(pairs))]

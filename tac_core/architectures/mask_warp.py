@@ -23,7 +23,7 @@ from typing import Mapping
 
 import numpy as np
 
-from tac_core.architectures.layout import (FRAMES_PARAM, network_first, pairs_for, sidecar_entry, split_params,
+from tac_core.architectures.layout import (FRAMES_PARAM, network_first, pairs_for, sidecar_entries, split_params,
                                            with_frames)
 from tac_core.archive import Architecture, TensorSchema, register_schema
 from tac_core.archive.format import ARCH_MASK_WARP_V1
@@ -180,12 +180,12 @@ PARAMS = (FRAMES_PARAM, *_FIXED, *(f"width_{k}" for k in range(MAX_LEVELS + 1)))
 
 def archive_layout(params: Mapping[str, int]) -> list[tuple[str, tuple[int, ...]]]:
     """Every tensor of an archive whose header carries ``params`` (spec + frames), in schema
-    order: the network (weights, then vectors), poses, class maps, the output-bias sidecar."""
+    order: the network (weights, then vectors), poses, class maps, the two sidecars."""
     spec, frames = split_params(params)
     spec = validate_spec(spec)
     p = pairs_for(frames)
     return [*network_first(tensor_shapes(spec)), (POSES, (p, spec["pose_dim"])),
-            (CLASS_MAPS, (p, spec["out_h"], spec["out_w"])), sidecar_entry(p)]
+            (CLASS_MAPS, (p, spec["out_h"], spec["out_w"])), *sidecar_entries(p)]
 
 
 MASK_WARP_SCHEMA = TensorSchema(SPEC_ID, params=PARAMS, layout=archive_layout, defaults=MASK_WARP_DEFAULT)

@@ -1,0 +1,138 @@
+"""Fitting the pose-field sidecar (``tac_core.architectures.pose_field``) through the frozen PoseNet.
+
+    rendered pairs (what the archive renders without the field)
+      --the exact inflate and PoseNet preprocessing--> PoseNet input X0 (B, 12, 192, 256)
+    codes c (B, 3, 3, 4) --response map R (unit codes through the field's upsampling, bicubic to
+      the camera, bilinear to 384x512 and yuv6, all linear)--> X0[:, :6] + R c
+      --PoseNet--> pose; Adam on the squared error to the targets, ``iterations`` steps
+    --round to integer codes--> the exact inflate and PoseNet again: each pair keeps its codes only
+      where its exact pose error falls
+
+The field is smooth and a few grey levels high, so the camera chain's clamp and rounding barely
+see it and the linear model is close (the exact check has the last word). Only PoseNet runs in
+the loop, on its small input: a few seconds per pair where the full chain would take minutes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from tac_core import contract
+from tac_core.architectures import pose_field
+from tac_core.errors import InputError
+from tac_core.progress import progress
+from tac_torch import preprocess
+from tac_torch.chain import Targets
+from tac_torch.frames import add_pose_field, camera_pairs_uint8, upsampled_pose_field
+from tac_torch.scorers import TorchScorers
+
+PLANES = 6                      # PoseNet's input planes per frame (yuv6); the first frame's come first
+
+
+@dataclass(frozen=True)
+class FieldSettings:
+    """Whether to fit, and how hard: Adam steps per batch of pairs, its rate (codes), pairs per batch."""
+
+    enabled: bool = True
+    iterations: int = 60
+    lr: float = 1.0
+    batch_pairs: int = 25
+
+    def __post_init__(self):
+        def number(v, kind):
+            return isinstance(v, kind) and not isinstance(v, bool)
+
+        if not isinstance(self.enabled, bool):
+            raise InputError(f"[pose_field] enabled must be true or false, got {self.enabled!r}")
+        if not number(self.iterations, int) or self.iterations < 0:
+            raise InputError(f"[pose_field] iterations must be an integer >= 0, got {self.iterations!r}")
+        if not number(self.lr, (int, float)) or not 0 < self.lr < float("inf"):
+            raise InputError(f"[pose_field] lr must be a number > 0, got {self.lr!r}")
+        if not number(self.batch_pairs, int) or self.batch_pairs < 1:
+            raise InputError(f"[pose_field] batch_pairs must be an integer >= 1, got {self.batch_pairs!r}")
+
+
+@dataclass
+class FieldFit:
+    """The fitted codes and each pair's exact PoseNet error without and with them."""
+
+    codes: torch.Tensor             # (P, 3, 3, 4) int8; a pair whose field did not help is all zero
+    before: np.ndarray              # (P,) float64 exact pose MSE without the field
+    after: np.ndarray               # (P,) float64 with the kept codes
+
+    @property
+    def changed_pairs(self) -> int:
+        return int(self.codes.flatten(1).any(1).sum())
+
+
+def response_map(render_hw: tuple[int, int], camera: tuple[int, int] = contract.CAMERA_HW,
+                 device: str | torch.device = "cpu") -> torch.Tensor:
+    """How PoseNet's first-frame input planes move per unit code: ``(K, 6, 192, 256)``, K = 3 x 3 x 4
+    (channel-major, as the codes flatten). Linear: the clamps and the rounding are left out."""
+    k = pose_field.CHANNELS * pose_field.GRID[0] * pose_field.GRID[1]
+    unit = torch.eye(k, device=device).view(k, pose_field.CHANNELS, *pose_field.GRID)
+    x = upsampled_pose_field(unit, render_hw)
+    if tuple(x.shape[-2:]) != tuple(camera):
+        x = F.interpolate(x, size=tuple(camera), mode="bicubic", align_corners=False)
+    x = F.interpolate(x, size=contract.MODEL_INPUT_HW, mode="bilinear", align_corners=False)
+    return preprocess.yuv6_linear(x)
+
+
+def _exact_pose(scorers: TorchScorers, pairs_uint8: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """PoseNet's input and ``pose`` outputs on uint8 pairs, by the evaluator's exact path."""
+    with torch.inference_mode():
+        x = preprocess.posenet_input(preprocess.frames_float(pairs_uint8))
+        return x, scorers.posenet(x)["pose"][:, :contract.POSE_SCORED]
+
+
+def _mse(pose: torch.Tensor, target: torch.Tensor) -> np.ndarray:
+    return ((pose.float() - target) ** 2).mean(1).double().cpu().numpy()
+
+
+def fit_pose_field(render: Callable[[slice], torch.Tensor], targets: Targets, scorers: TorchScorers,
+                   settings: FieldSettings = FieldSettings(), *, camera: tuple[int, int] = contract.CAMERA_HW,
+                   device: str | torch.device = "cpu", show_progress: bool = True) -> FieldFit:
+    """Pose-field codes for ``len(targets)`` pairs; ``render(batch)`` gives the float pairs
+    ``(B, 2, 3, h, w)`` of the pairs in slice ``batch`` as the archive renders them without the field."""
+    n = len(targets)
+    for p in scorers.posenet.parameters():
+        p.requires_grad_(False)
+    codes = torch.zeros(pose_field.shape(n), dtype=torch.int8)
+    before, after = np.zeros(n), np.zeros(n)
+    response = None
+    bar = progress(total=n, desc="pose field", unit="pair", disable=not show_progress)
+    for start in range(0, n, settings.batch_pairs):
+        batch = slice(start, min(n, start + settings.batch_pairs))
+        with torch.no_grad():
+            rendered = render(batch).to(device)
+        if response is None:
+            response = response_map(tuple(rendered.shape[-2:]), camera, device).flatten(1)
+        target = torch.as_tensor(targets.pose[batch, :contract.POSE_SCORED], device=device).float()
+        x0, pose0 = _exact_pose(scorers, camera_pairs_uint8(rendered, camera))
+        before[batch] = after[batch] = _mse(pose0, target)
+        x0 = x0.clone()
+        field = torch.zeros(len(target), response.shape[0], device=device, requires_grad=True)
+        opt = torch.optim.Adam([field], lr=settings.lr)
+        for _ in range(settings.iterations):
+            moved = x0[:, :PLANES] + (field @ response).view(len(target), PLANES, *x0.shape[-2:])
+            pose = scorers.posenet(torch.cat([moved, x0[:, PLANES:]], 1))["pose"][:, :contract.POSE_SCORED]
+            loss = ((pose - target) ** 2).mean(1).sum()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        with torch.no_grad():
+            lo, hi = pose_field.CODE_RANGE
+            q = torch.clamp(torch.round(field), lo, hi).to(torch.int8).view(-1, *codes.shape[1:])
+            _, pose1 = _exact_pose(scorers, camera_pairs_uint8(add_pose_field(rendered, q), camera))
+        err = _mse(pose1, target)
+        better = err < before[batch]
+        codes[batch][torch.from_numpy(better)] = q.cpu()[torch.from_numpy(better)]
+        after[batch] = np.where(better, err, before[batch])
+        bar.update(len(target))
+    bar.close()
+    return FieldFit(codes, before, after)
