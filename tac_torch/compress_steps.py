@@ -15,6 +15,7 @@ through its own inflate.sh and scores it (``score.json``, ``report.txt``).
 
 from __future__ import annotations
 
+import math
 import shutil
 import sys
 from dataclasses import asdict, dataclass, replace
@@ -135,6 +136,11 @@ def targets_step(job: Job) -> Step:
     return Step("targets", run, {"scorers": job.scorer_config()}, files=[job.video], version=STEPS_VERSION)
 
 
+def measured(summary: dict) -> dict:
+    """A step's summary without the values a switched-off step leaves unmeasured (NaN)."""
+    return {k: v for k, v in summary.items() if not (isinstance(v, float) and math.isnan(v))}
+
+
 def _tto_summary(name: str, res) -> dict:
     """A TTO result for the ledger, logged in one line."""
     if res.before is None:
@@ -184,12 +190,13 @@ def hnerv_steps(job: Job, recipe) -> list[Step]:
         new, res = search_output_bias(mf, targets, job.scorers, recipe.sidecar.settings(recipe.seed),
                                       original_bytes=job.original_bytes(frames), camera=recipe.camera,
                                       device=job.device)
-        summary = {"kept": res.kept, "score_before": res.score_before, "score_after": res.score_after,
-                   "bytes_before": res.bytes_before, "bytes_after": res.bytes_after,
-                   "pairs_with_bias": res.pairs_with_bias}
+        summary = measured({"kept": res.kept, "score_before": res.score_before, "score_after": res.score_after,
+                            "bytes_before": res.bytes_before, "bytes_after": res.bytes_after,
+                            "pairs_with_bias": res.pairs_with_bias})
         _save_model(ctx.dir / MODEL, new, summary)
-        _log(f"sidecar: {'kept' if res.kept else 'dropped'}; score {res.score_before:.5f} -> "
-             f"{res.score_after:.5f} ({res.pairs_with_bias} pairs with output biases)")
+        if recipe.sidecar.enabled:
+            _log(f"sidecar: {'kept' if res.kept else 'dropped'}; score {res.score_before:.5f} -> "
+                 f"{res.score_after:.5f} ({res.pairs_with_bias} pairs with output biases)")
         return summary
 
     def package(ctx: StepContext) -> dict:
@@ -273,11 +280,12 @@ def mask_warp_steps(job: Job, config) -> list[Step]:
                                          original_bytes=job.original_bytes(frames), camera=config.camera,
                                          device=job.device)
         mw.save_model(ctx.dir / MODEL, new)
-        _log(f"sidecar: {'kept' if res.kept else 'dropped'}; score {res.score_before:.5f} -> "
-             f"{res.score_after:.5f} ({res.pairs_with_bias} pairs with output biases)")
-        return {"kept": res.kept, "score_before": res.score_before, "score_after": res.score_after,
-                "bytes_before": res.bytes_before, "bytes_after": res.bytes_after,
-                "pairs_with_bias": res.pairs_with_bias}
+        if config.sidecar.enabled:
+            _log(f"sidecar: {'kept' if res.kept else 'dropped'}; score {res.score_before:.5f} -> "
+                 f"{res.score_after:.5f} ({res.pairs_with_bias} pairs with output biases)")
+        return measured({"kept": res.kept, "score_before": res.score_before, "score_after": res.score_after,
+                         "bytes_before": res.bytes_before, "bytes_after": res.bytes_after,
+                         "pairs_with_bias": res.pairs_with_bias})
 
     def pose_field(ctx: StepContext) -> dict:
         m = mw.load_model(ctx.output("sidecar") / MODEL)
@@ -288,7 +296,7 @@ def mask_warp_steps(job: Job, config) -> list[Step]:
         if config.pose_field.enabled:
             _log(f"pose field: {'kept' if res.kept else 'dropped'}; pose {res.pose_before:.5f} -> {res.pose_after:.5f}, "
                  f"{res.bytes_before:,} -> {res.bytes_after:,} bytes ({res.pairs_with_field} pairs with a field)")
-        return {k: v for k, v in asdict(res).items() if not (isinstance(v, float) and v != v)}
+        return measured(asdict(res))
 
     def package(ctx: StepContext) -> dict:
         from tac_core.export import write_submission
