@@ -229,50 +229,29 @@ def search_output_bias(m: MaskWarpModel, targets: Targets, scorers: TorchScorers
     return (replace(m, output_bias=codes) if res.kept else m), res
 
 
-@dataclass
-class PoseFieldResult:
-    kept: bool
-    pose_before: float              # mean exact pose MSE without and with the field
-    pose_after: float
-    score_before: float             # the pose and rate terms of the score (seg does not change)
-    score_after: float
-    bytes_before: int
-    bytes_after: int
-    pairs_with_field: int
-
-
 def fit_field(m: MaskWarpModel, targets: Targets, scorers: TorchScorers, settings, *, original_bytes: float,
-              camera=contract.CAMERA_HW, device: str = "cpu", show_progress: bool = True
-              ) -> tuple[MaskWarpModel, PoseFieldResult]:
-    """The pose-field sidecar fitted through PoseNet (``tac_torch.pose_field``), kept only when the
-    score with the real archive bytes falls. SegNet sees only second frames, so only the pose and
-    rate terms can move; ``settings.enabled`` off keeps the model as it is, unscored."""
+              camera=contract.CAMERA_HW, device: str = "cpu", show_progress: bool = True):
+    """The pose-field sidecar fitted through PoseNet, kept only when the score with the real archive
+    bytes falls (``tac_torch.pose_field.choose_pose_field``): (model, ``PoseFieldResult``). A field
+    the model had is refitted; ``settings.enabled`` off returns ``m`` itself."""
     from tac_torch.frames import add_output_bias
-    from tac_torch.pose_field import fit_pose_field
+    from tac_torch.pose_field import choose_pose_field
 
-    start = replace(m, pose_field=None)
-    bytes_before = start.archive_bytes()
     if not settings.enabled:
-        return m, PoseFieldResult(False, math.nan, math.nan, math.nan, math.nan, bytes_before, bytes_before, 0)
+        return m, choose_pose_field(None, targets, scorers, settings, archive_bytes=lambda c: m.archive_bytes(),
+                                    original_bytes=original_bytes)[1]
+    start = replace(m, pose_field=None)
     low = lowbit(start)
     net, maps, poses, bias = low.model.to(device), _maps(low, device), low.poses.to(device), low.output_bias
 
     def render(batch: slice) -> torch.Tensor:
         return add_output_bias(net(maps[batch], poses[batch]), None if bias is None else bias[batch].to(device))
 
-    fit = fit_pose_field(render, targets, scorers, settings, camera=camera, device=device, show_progress=show_progress)
-    candidate = replace(start, pose_field=fit.codes)
-    bytes_after = candidate.archive_bytes()
-
-    def terms(mse: float, nbytes: int) -> float:
-        return contract.score(0.0, mse, nbytes / original_bytes)
-
-    before, after = float(fit.before.mean()), float(fit.after.mean())
-    if fit.changed_pairs and terms(after, bytes_after) < terms(before, bytes_before):
-        return candidate, PoseFieldResult(True, before, after, terms(before, bytes_before), terms(after, bytes_after),
-                                          bytes_before, bytes_after, fit.changed_pairs)
-    return start, PoseFieldResult(False, before, before, terms(before, bytes_before), terms(before, bytes_before),
-                                  bytes_before, bytes_before, 0)
+    codes, res = choose_pose_field(render, targets, scorers, settings,
+                                   archive_bytes=lambda c: replace(start, pose_field=c).archive_bytes(),
+                                   original_bytes=original_bytes, camera=camera, device=device,
+                                   show_progress=show_progress)
+    return replace(start, pose_field=codes), res
 
 
 def flip_costs(m: MaskWarpModel, targets: Targets, scorers: TorchScorers, *, camera=contract.CAMERA_HW,

@@ -136,3 +136,45 @@ def fit_pose_field(render: Callable[[slice], torch.Tensor], targets: Targets, sc
         bar.update(len(target))
     bar.close()
     return FieldFit(codes, before, after)
+
+
+@dataclass
+class PoseFieldResult:
+    """What ``choose_pose_field`` measured and decided."""
+
+    kept: bool
+    pose_before: float              # mean exact pose MSE without and with the field (NaN: not run)
+    pose_after: float
+    score_before: float             # the pose and rate terms of the score (seg does not change)
+    score_after: float
+    bytes_before: int
+    bytes_after: int
+    pairs_with_field: int
+
+
+def choose_pose_field(render: Callable[[slice], torch.Tensor], targets: Targets, scorers: TorchScorers,
+                      settings: FieldSettings, *, archive_bytes: Callable[[torch.Tensor | None], int],
+                      original_bytes: float, camera: tuple[int, int] = contract.CAMERA_HW,
+                      device: str | torch.device = "cpu", show_progress: bool = True
+                      ) -> tuple[torch.Tensor | None, PoseFieldResult]:
+    """Fit the field (``fit_pose_field``) and keep it only when the score with the real archive
+    bytes (``archive_bytes(codes)``; ``None``: without a field) falls: the codes or None, and the
+    measurements. SegNet sees only second frames, so only the pose and rate terms can move;
+    ``settings.enabled`` off fits nothing and measures nothing."""
+    nan = float("nan")
+    bytes_before = archive_bytes(None)
+    if not settings.enabled:
+        return None, PoseFieldResult(False, nan, nan, nan, nan, bytes_before, bytes_before, 0)
+    fit = fit_pose_field(render, targets, scorers, settings, camera=camera, device=device,
+                         show_progress=show_progress)
+    bytes_after = archive_bytes(fit.codes)
+
+    def terms(mse: float, nbytes: int) -> float:
+        return contract.score(0.0, mse, nbytes / original_bytes)
+
+    before, after = float(fit.before.mean()), float(fit.after.mean())
+    old = terms(before, bytes_before)
+    if fit.changed_pairs and terms(after, bytes_after) < old:
+        return fit.codes, PoseFieldResult(True, before, after, old, terms(after, bytes_after), bytes_before,
+                                          bytes_after, fit.changed_pairs)
+    return None, PoseFieldResult(False, before, before, old, old, bytes_before, bytes_before, 0)
