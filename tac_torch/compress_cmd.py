@@ -4,8 +4,9 @@ its own inflate.sh, evaluated, and a score table against the x265 baseline on th
     VIDEO (default: the embedded synthetic clip)
       --the method's pipeline in OUT/work/ (tac_torch.compress_steps; each step cached by a
         content hash, so a rerun does only what changed and an interrupted one resumes)-->
-      hnerv_pair: targets -> train -> tto -> sidecar -> package -> evaluate
-      mask_warp:  targets -> train -> lowbit -> maps -> tto -> finetune -> sidecar -> package -> evaluate
+      hnerv_pair: targets -> train -> tto -> sidecar -> pose_field -> package -> evaluate
+      mask_warp:  targets -> train -> lowbit -> maps -> tto -> finetune -> sidecar -> pose_field -> package
+                  -> evaluate
       x265 | av1: encode -> evaluate
       --publish--> OUT/ (archive.zip, inflate.sh, inflate.py, runtime/, tac_core/, tac_torch/,
                          report.txt, score.json)

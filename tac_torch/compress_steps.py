@@ -1,6 +1,6 @@
 """The main job's pipeline steps (``tac_core.pipeline``), one chain per method.
 
-    hnerv_pair: targets -> train -> tto -> sidecar -> package -> evaluate
+    hnerv_pair: targets -> train -> tto -> sidecar -> pose_field -> package -> evaluate
     mask_warp:  targets -> train -> lowbit -> maps (near-lossless) -> tto (poses) -> finetune (QAT)
                 -> sidecar -> pose_field -> package -> evaluate
     x265 | av1: encode -> evaluate
@@ -152,14 +152,24 @@ def _tto_summary(name: str, res) -> dict:
             "changed_pairs": res.changed_pairs, "epochs": res.epochs, "history": res.history}
 
 
+def _field_summary(enabled: bool, res) -> dict:
+    """A pose-field result (``tac_torch.pose_field.PoseFieldResult``) for the ledger, logged in one
+    line when the fit ran."""
+    if enabled:
+        _log(f"pose field: {'kept' if res.kept else 'dropped'}; pose {res.pose_before:.5f} -> {res.pose_after:.5f}, "
+             f"{res.bytes_before:,} -> {res.bytes_after:,} bytes ({res.pairs_with_field} pairs with a field)")
+    return measured(asdict(res))
+
+
 def _save_model(path: Path, mf, note: dict) -> None:
     from tac_torch.export import save_model_file
 
-    save_model_file(path, mf.model, mf.latents, mf.frames, extra={"refined": note}, output_bias=mf.output_bias)
+    save_model_file(path, mf.model, mf.latents, mf.frames, extra={"refined": note}, output_bias=mf.output_bias,
+                    pose_field=mf.pose_field)
 
 
 def hnerv_steps(job: Job, recipe) -> list[Step]:
-    """targets -> train -> tto -> sidecar -> package -> evaluate for the ``hnerv_pair`` renderer."""
+    """targets -> train -> tto -> sidecar -> pose_field -> package -> evaluate for the ``hnerv_pair`` renderer."""
     from tac_torch.export import load_model_file
 
     def train(ctx: StepContext) -> dict:
@@ -199,12 +209,23 @@ def hnerv_steps(job: Job, recipe) -> list[Step]:
                  f"{res.score_after:.5f} ({res.pairs_with_bias} pairs with output biases)")
         return summary
 
+    def pose_field(ctx: StepContext) -> dict:
+        from tac_torch.refine import fit_field
+
+        mf = load_model_file(ctx.output("sidecar") / MODEL)
+        targets, frames = load_targets(ctx.output("targets"))
+        new, res = fit_field(mf, targets, job.scorers, recipe.pose_field, original_bytes=job.original_bytes(frames),
+                             camera=recipe.camera, device=job.device)
+        summary = _field_summary(recipe.pose_field.enabled, res)
+        _save_model(ctx.dir / MODEL, new, summary)
+        return summary
+
     def package(ctx: StepContext) -> dict:
         from tac_torch.export import export_submission
 
-        mf = load_model_file(ctx.output("sidecar") / MODEL)
+        mf = load_model_file(ctx.output("pose_field") / MODEL)
         folder = export_submission(ctx.dir / SUBMISSION, mf.model, mf.latents, mf.frames,
-                                   video_name=job.video.name, output_bias=mf.output_bias)
+                                   video_name=job.video.name, output_bias=mf.output_bias, pose_field=mf.pose_field)
         archive = folder / contract.ARCHIVE_NAME
         return {"bytes": archive.stat().st_size, "sha256": sha256_file(archive)}
 
@@ -214,6 +235,8 @@ def hnerv_steps(job: Job, recipe) -> list[Step]:
                  version=STEPS_VERSION),
             Step("sidecar", sidecar, {"sidecar": asdict(recipe.sidecar), "seed": recipe.seed, "basis": job.basis},
                  version=STEPS_VERSION),
+            Step("pose_field", pose_field, {"pose_field": asdict(recipe.pose_field), "seed": recipe.seed,
+                                            "basis": job.basis}, version=STEPS_VERSION),
             Step("package", package, {"video": job.video.name}, version=STEPS_VERSION),
             evaluate_step(job, "package")]
 
@@ -293,10 +316,7 @@ def mask_warp_steps(job: Job, config) -> list[Step]:
         new, res = mw.fit_field(m, t, job.scorers, config.pose_field, original_bytes=job.original_bytes(frames),
                                 camera=config.camera, device=job.device)
         mw.save_model(ctx.dir / MODEL, new)
-        if config.pose_field.enabled:
-            _log(f"pose field: {'kept' if res.kept else 'dropped'}; pose {res.pose_before:.5f} -> {res.pose_after:.5f}, "
-                 f"{res.bytes_before:,} -> {res.bytes_after:,} bytes ({res.pairs_with_field} pairs with a field)")
-        return measured(asdict(res))
+        return _field_summary(config.pose_field.enabled, res)
 
     def package(ctx: StepContext) -> dict:
         from tac_core.export import write_submission

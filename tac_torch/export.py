@@ -14,6 +14,11 @@ dict (loadable with ``weights_only=True``) with the keys
     latents  tensor           (P, latent_dim) float, P = ceil(frames / 2)
     frames   int              the video's frame count N (odd N: the last pair renders one frame)
 
+and, after the sidecar searches, optionally
+
+    output_bias  tensor       (P, 2, 3) int8 codes of the output-bias sidecar
+    pose_field   tensor       (P, 3, 3, 4) int8 codes of the pose-field sidecar
+
 Other keys (optimiser state, history) are allowed and ignored. The archive is
 read back by ``tac_torch.archive_io.read_model``, which the submission carries.
 """
@@ -27,6 +32,7 @@ from typing import Mapping, NamedTuple
 import torch
 
 from tac_core.architectures import output_bias as bias_sidecar
+from tac_core.architectures import pose_field as field_sidecar
 from tac_core.architectures.layout import sidecar_tensors
 from tac_core.archive import ChooserOptions, QuantSpec, Quantized, quantize, write_archive
 from tac_core.errors import InputError, WeightsError
@@ -38,6 +44,8 @@ from tac_torch.quant import weight_specs
 MEMBER_SUFFIX = ".tac"
 MODEL_KEYS = ("spec", "decoder", "latents", "frames")
 BIAS_KEY = "output_bias"         # optional: the output-bias sidecar's codes (P, 2, 3) int8
+FIELD_KEY = "pose_field"         # optional: the pose-field sidecar's codes (P, 3, 3, 4) int8
+SIDECARS = ((BIAS_KEY, bias_sidecar), (FIELD_KEY, field_sidecar))
 
 # Latents: int8 with one scale per latent dimension (axis 1). Trained latent dimensions have
 # different ranges; a per-tensor scale would waste most codes of the narrow ones, so matching
@@ -48,13 +56,19 @@ LATENT_SPEC = QuantSpec("int8_sym", axis=1)
 
 
 class ModelFile(NamedTuple):
-    """What a model file holds: the decoder, its latents, the video's frame count and, after a
-    sidecar search, the output-bias codes ``(P, 2, 3)``."""
+    """What a model file holds: the decoder, its latents, the video's frame count and, after the
+    sidecar searches, the output-bias codes ``(P, 2, 3)`` and the pose-field codes ``(P, 3, 3, 4)``."""
 
     model: renderers.HnervPair
     latents: torch.Tensor
     frames: int
     output_bias: torch.Tensor | None = None
+    pose_field: torch.Tensor | None = None
+
+    def archive(self, options: ChooserOptions | None = None) -> bytes:
+        """The archive an export of this model writes (``build_archive``, with its sidecars)."""
+        return build_archive(self.model, self.latents, self.frames, options, output_bias=self.output_bias,
+                             pose_field=self.pose_field)
 
 
 def member_name(video_name: str) -> str:
@@ -115,31 +129,32 @@ def build_archive(model: renderers.HnervPair, latents: torch.Tensor, frames: int
 
 
 def export_submission(out_dir: Path, model: renderers.HnervPair, latents: torch.Tensor, frames: int,
-                      video_name: str = "0.mkv", output_bias: torch.Tensor | None = None) -> Path:
+                      video_name: str = "0.mkv", output_bias: torch.Tensor | None = None,
+                      pose_field: torch.Tensor | None = None) -> Path:
     """Write a submission folder whose inflate writes ``<stem of video_name>.raw`` with ``frames`` frames."""
     from tac_core.export import write_submission
 
     member = member_name(video_name)
-    data = build_archive(model, latents, frames, output_bias=output_bias)   # checked before anything is written
+    data = build_archive(model, latents, frames, output_bias=output_bias,   # checked before anything is written
+                         pose_field=pose_field)
     return write_submission(Path(out_dir), member, data)
 
 
 # --- the model file -------------------------------------------------------------
 
 def save_model_file(path: Path, model: renderers.HnervPair, latents: torch.Tensor, frames: int,
-                    extra: Mapping[str, object] | None = None, output_bias: torch.Tensor | None = None) -> Path:
+                    extra: Mapping[str, object] | None = None, output_bias: torch.Tensor | None = None,
+                    pose_field: torch.Tensor | None = None) -> Path:
     """Write a model file atomically (a failed write leaves no file); ``extra`` adds keys."""
     _check(model, latents, frames)
-    if output_bias is not None:
-        output_bias = torch.from_numpy(bias_sidecar.check_codes(output_bias.cpu().numpy(), len(latents)))
-    clash = sorted(set(extra or {}) & {*MODEL_KEYS, BIAS_KEY})
+    sidecars = {key: torch.from_numpy(sidecar.check_codes(codes.detach().cpu().numpy(), len(latents)))
+                for (key, sidecar), codes in zip(SIDECARS, (output_bias, pose_field)) if codes is not None}
+    clash = sorted(set(extra or {}) & {*MODEL_KEYS, *(key for key, _ in SIDECARS)})
     if clash:
         raise InputError(f"extra keys may not replace the model's own: {', '.join(clash)}")
     payload = {**(extra or {}), "spec": dict(model.spec),
                "decoder": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-               "latents": latents.detach().cpu().float(), "frames": int(frames)}
-    if output_bias is not None:
-        payload[BIAS_KEY] = output_bias
+               "latents": latents.detach().cpu().float(), "frames": int(frames), **sidecars}
     buf = io.BytesIO()
     torch.save(payload, buf)
     path = Path(path)
@@ -167,14 +182,17 @@ def load_model_file(path: Path) -> ModelFile:
         raise InputError(f"{path}: 'decoder' must be a state dict of tensors")
     if not isinstance(latents, torch.Tensor):
         raise InputError(f"{path}: 'latents' must be a tensor")
-    bias = payload.get(BIAS_KEY)
+    sidecars = []
     try:
         model = renderers.HnervPair.from_arrays(spec, {k: v.float().numpy() for k, v in decoder.items()})
         _check(model, latents.float(), frames)
-        if bias is not None:
-            if not isinstance(bias, torch.Tensor):
-                raise InputError(f"{BIAS_KEY!r} must be a tensor")
-            bias = torch.from_numpy(bias_sidecar.check_codes(bias.numpy(), len(latents)))
+        for key, sidecar in SIDECARS:
+            codes = payload.get(key)
+            if codes is not None:
+                if not isinstance(codes, torch.Tensor):
+                    raise InputError(f"{key!r} must be a tensor")
+                codes = torch.from_numpy(sidecar.check_codes(codes.numpy(), len(latents)))
+            sidecars.append(codes)
     except InputError as exc:
         raise InputError(f"{path}: {exc}") from None
-    return ModelFile(model.eval(), latents.float(), int(frames), bias)
+    return ModelFile(model.eval(), latents.float(), int(frames), *sidecars)

@@ -22,7 +22,7 @@ def _run(args) -> int:
     member_name(args.video_name)                        # checked before the model is read
     m = load_model_file(args.model)
     out = export_submission(args.output, m.model, m.latents, m.frames, video_name=args.video_name,
-                            output_bias=m.output_bias)
+                            output_bias=m.output_bias, pose_field=m.pose_field)
     size = (out / contract.ARCHIVE_NAME).stat().st_size
     print(f"{out}: {contract.ARCHIVE_NAME} {size:,} bytes, {m.frames} frames of {args.video_name}")
     return 0

@@ -6,11 +6,14 @@
     [tto]     after training: test-time optimisation of the latents (enabled, max_epochs, min_gain,
               lr, batch_pairs, inner_steps)
     [sidecar] then the output-bias sidecar search, same keys
+    [pose_field] then the pose-field sidecar (tac_torch.pose_field.FieldSettings: enabled,
+              iterations, lr, batch_pairs)
 
 Every key is checked when the recipe is built: an unknown key, a wrong type
 or a value out of range is an ``InputError`` naming the key and the file. A
 recipe's fingerprint (sha256 of its canonical JSON, training tables only) is
-stored in checkpoints so a run is never resumed under another recipe.
+stored in checkpoints so a run is never resumed under another recipe; the tables after training
+(``AFTER_TRAINING``) are not part of it.
 """
 
 from __future__ import annotations
@@ -27,10 +30,12 @@ from typing import Any, Mapping
 from tac_core import contract
 from tac_core.errors import InputError
 from tac_torch.losses import LossWeights
+from tac_torch.pose_field import FieldSettings
 from tac_torch.renderers import make_spec
 
 PRESETS = ("demo", "contest")
 SCHEDULES = ("constant", "cosine")
+AFTER_TRAINING = ("tto", "sidecar", "pose_field")   # tables outside the training fingerprint
 
 
 @dataclass(frozen=True)
@@ -109,12 +114,13 @@ class Recipe:
     latent_scale: float = 0.1
     tto: Refine = field(default_factory=Refine)
     sidecar: Refine = field(default_factory=Refine)
+    pose_field: FieldSettings = field(default_factory=FieldSettings)   # [pose_field]: the pose-field sidecar
     source: str = "<recipe>"          # where it was read from (not part of the fingerprint)
 
     def __post_init__(self):
-        check_fields(self, "recipe", self.source, skip=("stages", "spec", "source", "tto", "sidecar"))
-        check_fields(self.tto, "[tto]", self.source)
-        check_fields(self.sidecar, "[sidecar]", self.source)
+        check_fields(self, "recipe", self.source, skip=("stages", "spec", "source", *AFTER_TRAINING))
+        for table in AFTER_TRAINING:
+            check_fields(getattr(self, table), f"[{table}]", self.source)
         if not self.stages:
             raise InputError(f"{self.source}: a recipe needs at least one [[stage]]")
         names = [s.name for s in self.stages]
@@ -170,9 +176,10 @@ class Recipe:
         return replace(self, stages=tuple(replace(s, steps=n) for s, n in zip(self.stages, steps)))
 
     def as_dict(self) -> dict[str, Any]:
-        """The training part of the recipe (what checkpoints must match): no ``[tto]``/``[sidecar]``."""
+        """The training part of the recipe (what checkpoints must match): no ``[tto]``, ``[sidecar]``
+        or ``[pose_field]``."""
         d = asdict(self)
-        for key in ("source", "tto", "sidecar"):
+        for key in ("source", *AFTER_TRAINING):
             d.pop(key)
         d["stages"] = [asdict(s) for s in self.stages]
         return d
@@ -221,7 +228,7 @@ def check_fields(obj, where: str, source: str, skip: tuple[str, ...] = ()) -> No
 
 
 def known_keys(table: Mapping[str, Any], cls, where: str, source: str, extra: tuple[str, ...] = (),
-           exclude: tuple[str, ...] = ("tto", "sidecar")) -> dict:
+           exclude: tuple[str, ...] = AFTER_TRAINING) -> dict:
     allowed = {f.name for f in fields(cls)} - {"stages", "spec", "source", *exclude} | set(extra)
     unknown = sorted(set(table) - allowed)
     if unknown:
@@ -232,9 +239,10 @@ def known_keys(table: Mapping[str, Any], cls, where: str, source: str, extra: tu
 
 def recipe_from_dict(data: Mapping[str, Any], source: str = "<recipe>") -> Recipe:
     """A ``Recipe`` from parsed TOML (tables ``recipe``, ``spec`` and the array ``stage``)."""
-    unknown = sorted(set(data) - {"recipe", "spec", "stage", "tto", "sidecar"})
+    unknown = sorted(set(data) - {"recipe", "spec", "stage", *AFTER_TRAINING})
     if unknown:
-        raise InputError(f"{source}: unknown table {unknown[0]!r} (known: recipe, spec, stage, tto, sidecar)")
+        raise InputError(f"{source}: unknown table {unknown[0]!r} (known: recipe, spec, stage, "
+                         f"{', '.join(AFTER_TRAINING)})")
     head = known_keys(data.get("recipe", {}), Recipe, "[recipe]", source)
     if "name" not in head:
         head["name"] = Path(source).stem
@@ -255,11 +263,15 @@ def recipe_from_dict(data: Mapping[str, Any], source: str = "<recipe>") -> Recip
     if not isinstance(spec, dict):
         raise InputError(f"{source}: [spec] must be a table of integers")
     refine = {}
-    for table in ("tto", "sidecar"):
+    for table, cls in (("tto", Refine), ("sidecar", Refine), ("pose_field", FieldSettings)):
         if table in data:
             if not isinstance(data[table], dict):
                 raise InputError(f"{source}: [{table}] must be a table")
-            refine[table] = Refine(**known_keys(data[table], Refine, f"[{table}]", source))
+            keys = known_keys(data[table], cls, f"[{table}]", source)
+            try:
+                refine[table] = cls(**keys)
+            except InputError as exc:                   # FieldSettings checks its own values
+                raise InputError(f"{source}: {exc}") from None
     return Recipe(stages=tuple(built), spec=spec, source=source, **head, **refine)
 
 

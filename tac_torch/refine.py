@@ -1,4 +1,4 @@
-"""``hnerv_pair`` after training: latent test-time optimisation and the output-bias sidecar.
+"""``hnerv_pair`` after training: latent test-time optimisation and the sidecars.
 
     model file (float decoder, latents)
       --archive view: decoder weights and latents through the archive's quantisers-->
@@ -6,10 +6,12 @@
         (tac_torch.tto.optimise_codes; a pair keeps new latents only where its exact score falls)
       search_output_bias: per-pair, per-frame RGB offsets (tac_core.architectures.output_bias),
         found the same way, kept only when the exact score with the real archive bytes falls
-      --> model file (latents x scale, the decoder unchanged, output_bias codes or none)
+      fit_field: per-pair coarse colour fields on the first frames, fitted through PoseNet
+        (tac_torch.pose_field), kept only when the score with the real archive bytes falls
+      --> model file (latents x scale, the decoder unchanged, output_bias and pose_field codes or none)
 
-Both steps return the model they were given when they cannot improve it, so running them never
-makes the measured score worse.
+Each step returns the model it was given when it cannot improve it (``fit_field`` refits a field
+the model had), so running them never makes the measured score worse.
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ from tac_core import contract
 from tac_core.architectures import output_bias as bias_sidecar
 from tac_core.archive.packaging import pack_zip
 from tac_torch.chain import ContestChain, Targets
-from tac_torch.export import LATENT_SPEC, ModelFile, archive_specs, build_archive, member_name
-from tac_torch.frames import add_output_bias
+from tac_torch.export import LATENT_SPEC, ModelFile, archive_specs, member_name
+from tac_torch.frames import add_output_bias, add_pose_field, add_sidecars, rows
+from tac_torch.pose_field import FieldSettings, PoseFieldResult, choose_pose_field
 from tac_torch.quant import quantize_values, scale_and_zero
 from tac_torch.renderers import HnervPair, render_uint8
 from tac_torch.scorers import TorchScorers
@@ -54,19 +57,21 @@ def _bias_codes(mf: ModelFile, pairs: int) -> torch.Tensor:
 
 @dataclass
 class LatentCodes:
-    """``CodeRenderer`` over the latents: a fixed quantised decoder and fixed output biases."""
+    """``CodeRenderer`` over the latents: a fixed quantised decoder, output biases and pose field."""
 
     net: HnervPair
     bias: torch.Tensor              # (P, 2, 3) int8
     camera: tuple[int, int] = contract.CAMERA_HW
     device: str = "cpu"
+    field: torch.Tensor | None = None   # (P, 3, 3, 4) int8, or None
 
     def pairs(self, codes, index):
-        return add_output_bias(self.net(codes), self.bias[index].to(self.device))
+        field = None if self.field is None else self.field[index].to(self.device)
+        return add_sidecars(self.net(codes), self.bias[index].to(self.device), field)
 
     def uint8(self, codes):
         bias = self.bias if bool(self.bias.any()) else None
-        yield from render_uint8(self.net, codes, self.device, self.camera, output_bias=bias)
+        yield from render_uint8(self.net, codes, self.device, self.camera, output_bias=bias, pose_field=self.field)
 
 
 @dataclass
@@ -88,10 +93,14 @@ class BiasCodes:
         yield from self.render(q if bool(q.any()) else None)
 
 
-def hnerv_bias_codes(net: HnervPair, latents: torch.Tensor, camera=contract.CAMERA_HW, device="cpu") -> BiasCodes:
-    """The output-bias ``CodeRenderer`` of a fixed ``hnerv_pair`` decoder and latents."""
-    return BiasCodes(lambda index: net(latents[index.to(latents.device)]),
-                     lambda q: render_uint8(net, latents, device, camera, output_bias=q))
+def hnerv_bias_codes(net: HnervPair, latents: torch.Tensor, camera=contract.CAMERA_HW, device="cpu",
+                     field: torch.Tensor | None = None) -> BiasCodes:
+    """The output-bias ``CodeRenderer`` of a fixed ``hnerv_pair`` decoder and latents (and pose field)."""
+    def base(index: torch.Tensor) -> torch.Tensor:
+        return add_pose_field(net(latents[index.to(latents.device)]),
+                              None if field is None else field[index].to(latents.device))
+
+    return BiasCodes(base, lambda q: render_uint8(net, latents, device, camera, output_bias=q, pose_field=field))
 
 
 def _replace(mf: ModelFile, **changes) -> ModelFile:
@@ -103,7 +112,7 @@ def tto_latents(mf: ModelFile, targets: Targets, scorers: TorchScorers, settings
                 show_progress: bool = True) -> tuple[ModelFile, TTOResult]:
     """Optimise the stored latents against the scorers through the exact quantised decoder."""
     net, latents, scale = archive_view(mf, device)
-    renderer = LatentCodes(net, _bias_codes(mf, len(latents)), camera, device)
+    renderer = LatentCodes(net, _bias_codes(mf, len(latents)), camera, device, mf.pose_field)
     result = optimise_codes(renderer, latents, scale, targets, scorers, settings,
                             chain=ContestChain(scorers, size=camera), device=device, name="tto latents",
                             show_progress=show_progress)
@@ -118,8 +127,7 @@ def tto_latents(mf: ModelFile, targets: Targets, scorers: TorchScorers, settings
 
 def archive_bytes(mf: ModelFile) -> int:
     """Bytes of the archive.zip that exporting ``mf`` writes."""
-    data = build_archive(mf.model, mf.latents, mf.frames, output_bias=mf.output_bias)
-    return len(pack_zip(data, member_name("0.mkv")))
+    return len(pack_zip(mf.archive(), member_name("0.mkv")))
 
 
 def _bias_byte_cost(q: torch.Tensor) -> np.ndarray:
@@ -176,8 +184,31 @@ def search_output_bias(mf: ModelFile, targets: Targets, scorers: TorchScorers,
     """Search per-pair output biases of an ``hnerv_pair`` model; keep them only when the exact
     score with the real archive bytes improves on the model without them."""
     net, latents, _ = archive_view(mf, device)
-    codes, res = search_bias_codes(hnerv_bias_codes(net, latents, camera, device), _bias_codes(mf, len(latents)),
+    codes, res = search_bias_codes(hnerv_bias_codes(net, latents, camera, device, mf.pose_field),
+                                   _bias_codes(mf, len(latents)),
                                    targets, scorers, settings, original_bytes=original_bytes,
                                    archive_bytes=lambda q: archive_bytes(_replace(mf, output_bias=q)),
                                    camera=camera, device=device, show_progress=show_progress)
     return (_replace(mf, output_bias=codes) if res.kept else mf), res
+
+
+def fit_field(mf: ModelFile, targets: Targets, scorers: TorchScorers, settings: FieldSettings = FieldSettings(), *,
+              original_bytes: float, camera: tuple[int, int] = contract.CAMERA_HW, device: str = "cpu",
+              show_progress: bool = True) -> tuple[ModelFile, PoseFieldResult]:
+    """The pose-field sidecar of an ``hnerv_pair`` model fitted through PoseNet, kept only when the
+    score with the real archive bytes falls (``tac_torch.pose_field.choose_pose_field``): (model,
+    ``PoseFieldResult``). A field the model had is refitted; ``settings.enabled`` off returns ``mf``."""
+    if not settings.enabled:
+        return mf, choose_pose_field(None, targets, scorers, settings, archive_bytes=lambda c: archive_bytes(mf),
+                                     original_bytes=original_bytes)[1]
+    start = _replace(mf, pose_field=None)
+    net, latents, _ = archive_view(start, device)
+
+    def render(batch: slice) -> torch.Tensor:
+        return add_output_bias(net(latents[batch]), rows(start.output_bias, batch, device))
+
+    codes, res = choose_pose_field(render, targets, scorers, settings,
+                                   archive_bytes=lambda c: archive_bytes(_replace(start, pose_field=c)),
+                                   original_bytes=original_bytes, camera=camera, device=device,
+                                   show_progress=show_progress)
+    return _replace(start, pose_field=codes), res

@@ -65,7 +65,7 @@ def test_demo_preset_end_to_end_on_a_short_clip(tmp_path, small_clip, capsys):
     assert record["samples"] == 3 and record["axis"] == "proxy"
     assert record["archive_bytes"] == (out / "archive.zip").stat().st_size
     steps = [e["step"] for e in _ledger(out / "work" / "hnerv_pair") if e["status"] == "ran"]
-    assert steps == ["targets", "train", "tto", "sidecar", "package", "evaluate"]
+    assert steps == ["targets", "train", "tto", "sidecar", "pose_field", "package", "evaluate"]
     # a changed refinement setting redoes tto and what follows, never the training
     recipe = tmp_path / "demo2.toml"
     text = resources.files("tac_torch").joinpath("presets", "demo.toml").read_text()
@@ -76,7 +76,7 @@ def test_demo_preset_end_to_end_on_a_short_clip(tmp_path, small_clip, capsys):
                  "--steps", "2", "--proxy", "--no-baseline"]) == 0
     again = [(e["step"], e["status"]) for e in _ledger(out / "work" / "hnerv_pair")[n:]]
     assert again == [("targets", "cached"), ("train", "cached"), ("tto", "ran"), ("sidecar", "ran"),
-                     ("package", "ran"), ("evaluate", "ran")]
+                     ("pose_field", "ran"), ("package", "ran"), ("evaluate", "ran")]
 
 
 @pytest.mark.slow

@@ -64,8 +64,8 @@ def test_read_model_refuses_other_archives():
 def test_model_file_round_trips_and_keeps_extra_keys(tmp_path):
     model, latents = tiny_model()
     path = save_model_file(tmp_path / "m.pt", model, latents, 6, extra={"step": 12})
-    back, lat, frames, bias = load_model_file(path)
-    assert bias is None
+    back, lat, frames, bias, field = load_model_file(path)
+    assert bias is None and field is None
     assert frames == 6 and torch.equal(lat, latents)
     assert all(torch.equal(back.state_dict()[k], v) for k, v in model.state_dict().items())
     assert torch.load(path, weights_only=True)["step"] == 12
@@ -102,6 +102,17 @@ def test_tac_export_command(tmp_path, capsys):
     assert main(["export", str(tmp_path / "m.pt"), "-o", str(tmp_path / "sub")]) == 0
     assert "6 frames of 0.mkv" in capsys.readouterr().out
     assert (tmp_path / "sub" / "archive.zip").is_file()
+
+
+def test_tac_export_carries_the_sidecars_of_the_model_file(tmp_path):
+    model, latents = tiny_model()
+    bias, field = torch.zeros(3, 2, 3, dtype=torch.int8), torch.zeros(3, 3, 3, 4, dtype=torch.int8)
+    bias[0, 1, 2], field[1, 0, 2, 3] = 4, -9
+    save_model_file(tmp_path / "m.pt", model, latents, 6, output_bias=bias, pose_field=field)
+    assert main(["export", str(tmp_path / "m.pt"), "-o", str(tmp_path / "sub")]) == 0
+    unpack_zip((tmp_path / "sub" / contract.ARCHIVE_NAME).read_bytes(), tmp_path / "a")
+    back = read_model((tmp_path / "a" / "0.tac").read_bytes())
+    assert torch.equal(back.output_bias, bias) and torch.equal(back.pose_field, field)
 
 
 def test_tac_export_refuses_bad_model_files_and_writes_nothing(tmp_path, capsys):

@@ -69,3 +69,17 @@ def test_bad_files(tmp_path):
         recipe_from_dict({"recipe": {"name": "t"}}, "x.toml")
     with pytest.raises(InputError, match="unique"):
         recipe_from_dict({"stage": [{"name": "a", "steps": 1}, {"name": "a", "steps": 1}]}, "x.toml")
+
+
+def test_the_pose_field_table_is_checked_and_outside_the_training_fingerprint():
+    assert load_recipe("demo").pose_field.enabled
+    for table, words in (({"iters": 3}, r"x.toml: unknown key 'iters' in \[pose_field\]"),
+                         ({"lr": "fast"}, r"x.toml: \[pose_field\] lr"),
+                         ({"batch_pairs": 0}, r"x.toml: \[pose_field\] batch_pairs"),
+                         (3, r"x.toml: \[pose_field\] must be a table")):
+        with pytest.raises(InputError, match=words) as err:
+            recipe_from_dict({**_with(), "pose_field": table}, "x.toml")
+        assert "\n" not in str(err.value)
+    off = recipe_from_dict({**_with(), "pose_field": {"enabled": False, "iterations": 5}}, "x.toml")
+    assert not off.pose_field.enabled and off.pose_field.iterations == 5
+    assert off.fingerprint() == recipe_from_dict(_with(), "x.toml").fingerprint()

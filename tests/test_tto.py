@@ -1,5 +1,6 @@
-"""Test-time optimisation and the output-bias sidecar: they never make the measured score worse,
-they improve a model that has room to improve, and what they keep is what the archive inflates."""
+"""Test-time optimisation, the output-bias sidecar and the pose field: they never make the measured
+score worse, they improve a model that has room to improve, and what they keep is what the archive
+inflates."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ from tac_torch.archive_io import read_model  # noqa: E402
 from tac_torch.chain import pair_targets  # noqa: E402
 from tac_torch.export import LATENT_SPEC, ModelFile, build_archive, load_model_file, save_model_file  # noqa: E402
 from tac_torch.quant import quantize_values  # noqa: E402
-from tac_torch.refine import (LatentCodes, archive_view, hnerv_bias_codes, search_output_bias,  # noqa: E402
-                              tto_latents)
+from tac_torch.pose_field import FieldSettings  # noqa: E402
+from tac_torch.refine import (LatentCodes, archive_bytes, archive_view, fit_field, hnerv_bias_codes,  # noqa: E402
+                              search_output_bias, tto_latents)
 from tac_torch.renderers import HnervPair, init_latents, make_spec, render_uint8  # noqa: E402
 from tac_torch.tto import PairScores, TTOSettings, exact_pair_scores, optimise_codes, pair_changes  # noqa: E402
 
@@ -37,9 +39,10 @@ def setup():
 
 def measured(mf: ModelFile, targets, scorers) -> PairScores:
     """Exact per-pair scores of what the archive of ``mf`` inflates to."""
-    back = read_model(build_archive(mf.model, mf.latents, mf.frames, output_bias=mf.output_bias))
+    back = read_model(mf.archive())
     pose, seg = [], []
-    for pairs in render_uint8(back.model, back.latents, "cpu", CAMERA, output_bias=back.output_bias):
+    for pairs in render_uint8(back.model, back.latents, "cpu", CAMERA, output_bias=back.output_bias,
+                              pose_field=back.pose_field):
         out = scorers.outputs(pairs)
         pose.append(out["pose"])
         seg.append(out["seg"])
@@ -121,13 +124,66 @@ def test_bias_renderer_matches_the_runtime_path(setup):
     plain = torch.cat(list(render_uint8(net, latents, "cpu", CAMERA)))
     assert torch.equal(frames, direct)
     assert torch.equal(frames[0], plain[0]) and not torch.equal(frames[1], plain[1])
+    field = torch.zeros(PAIRS, 3, 3, 4, dtype=torch.int8)
+    field[3, 0, 1, 2] = 20                             # a model that has a pose field renders with it
+    with_field = torch.cat(list(hnerv_bias_codes(net, latents, CAMERA, field=field).uint8(codes)))
+    assert torch.equal(with_field, torch.cat(list(render_uint8(net, latents, "cpu", CAMERA, output_bias=bias,
+                                                               pose_field=field))))
+    assert not torch.equal(with_field[3, 0], frames[3, 0]) and torch.equal(with_field[3, 1], frames[3, 1])
+    renderer = LatentCodes(net, bias, CAMERA, field=field)
+    index = torch.tensor([3])
+    assert torch.allclose(renderer.pairs(latents[index], index),           # the sidecars, summed in either order
+                          hnerv_bias_codes(net, latents, CAMERA, field=field).pairs(codes[index], index), atol=1e-4)
 
 
-def test_model_file_keeps_the_sidecar(tmp_path, setup):
+def test_the_pose_field_pays_for_its_bytes_leaves_seg_alone_and_inflates_as_measured(setup):
+    scorers, targets, mf = setup
+    bias = torch.zeros(PAIRS, 2, 3, dtype=torch.int8)
+    bias[1, 0] = torch.tensor([9, -6, 4], dtype=torch.int8)
+    mf = mf._replace(output_bias=bias)                   # the field is fitted on top of the output bias
+    settings = FieldSettings(iterations=12, lr=2.0, batch_pairs=4)
+    new, res = fit_field(mf, targets, scorers, settings, original_bytes=1e9, camera=CAMERA, show_progress=False)
+    assert res.kept and res.pose_after < res.pose_before and res.score_after < res.score_before
+    assert res.pairs_with_field == int(new.pose_field.flatten(1).any(1).sum()) > 0
+    assert torch.equal(new.output_bias, bias) and torch.equal(new.latents, mf.latents)
+    assert res.bytes_after == archive_bytes(new) > res.bytes_before == archive_bytes(mf)
+    back = read_model(new.archive())
+    assert torch.equal(back.pose_field, new.pose_field) and torch.equal(back.output_bias, bias)
+    before, after = measured(mf, targets, scorers), measured(new, targets, scorers)
+    assert before.mse.mean() == pytest.approx(res.pose_before, rel=1e-5)
+    assert after.mse.mean() == pytest.approx(res.pose_after, rel=1e-5)      # the inflate's frames, measured
+    assert np.array_equal(after.seg, before.seg)                             # second frames untouched
+    # a tiny original: the field's bytes cost more than its pose gain
+    dropped, res2 = fit_field(mf, targets, scorers, FieldSettings(iterations=4, lr=2.0, batch_pairs=6),
+                              original_bytes=1e2, camera=CAMERA, show_progress=False)
+    assert not res2.kept and dropped.pose_field is None and dropped.archive() == mf.archive()
+    off, res3 = fit_field(new, targets, scorers, FieldSettings(enabled=False), original_bytes=1e9, camera=CAMERA)
+    assert off is new and not res3.kept and res3.bytes_before == archive_bytes(new)
+
+
+def test_model_file_keeps_the_sidecars(tmp_path, setup):
     _, _, mf = setup
     bias = torch.zeros(PAIRS, 2, 3, dtype=torch.int8)
     bias[2, 1, 0] = 5
+    field = torch.zeros(PAIRS, 3, 3, 4, dtype=torch.int8)
+    field[4, 2, 1, 3] = -7
     path = save_model_file(tmp_path / "m.pt", mf.model, mf.latents, mf.frames, output_bias=bias)
-    assert torch.equal(load_model_file(path).output_bias, bias)
+    assert torch.equal(load_model_file(path).output_bias, bias) and load_model_file(path).pose_field is None
+    path = save_model_file(tmp_path / "f.pt", mf.model, mf.latents, mf.frames, pose_field=field)
+    back = load_model_file(path)
+    assert back.output_bias is None and torch.equal(back.pose_field, field) and back.pose_field.dtype == torch.int8
+    both = load_model_file(save_model_file(tmp_path / "b.pt", mf.model, mf.latents, mf.frames, output_bias=bias,
+                                           pose_field=field))
+    assert torch.equal(both.output_bias, bias) and torch.equal(both.pose_field, field)
+    assert both.archive() == build_archive(mf.model, mf.latents, mf.frames, output_bias=bias, pose_field=field)
+    assert torch.equal(read_model(both.archive()).pose_field, field)
     with pytest.raises(InputError, match="output_bias"):
         save_model_file(tmp_path / "bad.pt", mf.model, mf.latents, mf.frames, output_bias=bias[:2])
+    with pytest.raises(InputError, match="pose_field"):
+        save_model_file(tmp_path / "bad.pt", mf.model, mf.latents, mf.frames, pose_field=field[:2])
+    with pytest.raises(InputError, match="pose_field"):
+        save_model_file(tmp_path / "bad.pt", mf.model, mf.latents, mf.frames, extra={"pose_field": 1})
+    payload = torch.load(path, weights_only=True)
+    torch.save({**payload, "pose_field": field.flatten(1)}, tmp_path / "bad.pt")
+    with pytest.raises(InputError, match="bad.pt: pose_field must have shape"):
+        load_model_file(tmp_path / "bad.pt")
