@@ -91,10 +91,12 @@ def test_mask_warp_runs_its_whole_pipeline_end_to_end(tmp_path, small_clip, caps
     steps = [e["step"] for e in _ledger(out / "work" / "mask_warp") if e["status"] == "ran"]
     assert steps == ["targets", "train", "lowbit", "maps", "tto", "finetune", "sidecar", "pose_field", "package",
                      "evaluate"]
-    # the output-bias search switched off: it and what follows run again (and record no NaN), training is kept
-    preset = tmp_path / "nobias.toml"
+    # the preset leaves the output-bias search off (its step records no NaN); switched on, it and what
+    # follows run again, training is kept
+    preset = tmp_path / "bias.toml"
     text = resources.files("tac_torch").joinpath("presets", "mask_warp_demo.toml").read_text()
-    preset.write_text(text.replace("[sidecar]\n", "[sidecar]\nenabled = false\n"))
+    assert "[sidecar]\nenabled = false\n" in text
+    preset.write_text(text.replace("[sidecar]\nenabled = false\n", "[sidecar]\nenabled = true\n"))
     n = len(_ledger(out / "work" / "mask_warp"))
     assert main(["compress", str(small_clip), "-o", str(out), "--preset", str(preset), "--steps", "2", "--proxy",
                  "--no-baseline"]) == 0
