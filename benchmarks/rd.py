@@ -8,7 +8,7 @@
 
     seed --each of --renderers: the step chain ``tac compress`` runs (tac_torch.compress_steps),
            --tac-preset, in a temporary run folder-->  the evaluate step's seg, pose, bytes
-      hnerv_pair: targets -> train -> tto -> sidecar -> package -> evaluate
+      hnerv_pair: targets -> train -> tto -> sidecar -> pose_field -> package -> evaluate
       mask_warp:  targets -> train -> lowbit -> maps -> tto -> finetune -> sidecar -> pose_field -> package
                   -> evaluate
 

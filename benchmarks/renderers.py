@@ -2,7 +2,7 @@
 one set of scorers, in one run.
 
     clip (the embedded synthetic clip, --seconds) --tac compress's pipelines (tac_torch.compress_steps)-->
-      hnerv_pair: train | + latent TTO | + output-bias sidecar
+      hnerv_pair: train | + latent TTO | + output-bias sidecar | + pose field
       mask_warp:  lowbit | + near-lossless maps | + pose TTO | + QAT finetune | + output-bias sidecar
                   | + pose field
     each row: that step's model packaged, inflated through its own inflate.sh, evaluated
@@ -26,7 +26,8 @@ from tac_core import contract
 from tac_core.files import sha256_file
 from tac_core.pipeline import run_pipeline
 
-HNERV = [("train", "no refinement"), ("tto", "+ latent TTO"), ("sidecar", "+ output-bias sidecar")]
+HNERV = [("train", "no refinement"), ("tto", "+ latent TTO"), ("sidecar", "+ output-bias sidecar"),
+         ("pose_field", "+ pose field")]
 MASK_WARP = [("lowbit", "no refinement"), ("maps", "+ near-lossless maps"), ("tto", "+ pose TTO"), ("finetune", "+ QAT finetune"),
              ("sidecar", "+ output-bias sidecar"), ("pose_field", "+ pose field")]
 
@@ -36,7 +37,7 @@ def package_hnerv(step_dir: Path, folder: Path, video_name: str) -> Path:
 
     mf = load_model_file(step_dir / "model.pt")
     return export_submission(folder, mf.model, mf.latents, mf.frames, video_name=video_name,
-                             output_bias=mf.output_bias)
+                             output_bias=mf.output_bias, pose_field=mf.pose_field)
 
 
 def package_mask_warp(step_dir: Path, folder: Path, video_name: str) -> Path:
