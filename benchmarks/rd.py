@@ -23,7 +23,8 @@ score to the best classical score.
 
 --quick is one 2 s clip, a 9-point ladder (AV1 bracketed around its best point) and mask_warp only,
 trained for QUICK_TAC_STEPS (400) steps of the demo preset's 1000: 7.5 minutes on 2 cores (the
-ladder about 1.5 minutes). Measured: mask_warp 2.123 against AV1 CRF 55 at 0.45x, 1.386 (proxy).
+ladder about 1.5 minutes). Measured: mask_warp 1.021 (pose field included) against AV1 CRF 55 at
+0.45x, 1.386, a ratio of 0.74 (proxy; 2.123 before the pose field).
 A full run adds hnerv_pair and each preset's full training; the presets' comments give their times.
 """
 
