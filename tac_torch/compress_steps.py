@@ -152,6 +152,17 @@ def _tto_summary(name: str, res) -> dict:
             "changed_pairs": res.changed_pairs, "epochs": res.epochs, "history": res.history}
 
 
+def _bias_summary(enabled: bool, res) -> dict:
+    """An output-bias search's result (``tac_torch.refine.SidecarResult``) for the ledger, logged in
+    one line when the search ran."""
+    if enabled:
+        _log(f"sidecar: {'kept' if res.kept else 'dropped'}; score {res.score_before:.5f} -> "
+             f"{res.score_after:.5f} ({res.pairs_with_bias} pairs with output biases)")
+    return measured({"kept": res.kept, "score_before": res.score_before, "score_after": res.score_after,
+                     "bytes_before": res.bytes_before, "bytes_after": res.bytes_after,
+                     "pairs_with_bias": res.pairs_with_bias})
+
+
 def _field_summary(enabled: bool, res) -> dict:
     """A pose-field result (``tac_torch.pose_field.PoseFieldResult``) for the ledger, logged in one
     line when the fit ran."""
@@ -200,13 +211,8 @@ def hnerv_steps(job: Job, recipe) -> list[Step]:
         new, res = search_output_bias(mf, targets, job.scorers, recipe.sidecar.settings(recipe.seed),
                                       original_bytes=job.original_bytes(frames), camera=recipe.camera,
                                       device=job.device)
-        summary = measured({"kept": res.kept, "score_before": res.score_before, "score_after": res.score_after,
-                            "bytes_before": res.bytes_before, "bytes_after": res.bytes_after,
-                            "pairs_with_bias": res.pairs_with_bias})
+        summary = _bias_summary(recipe.sidecar.enabled, res)
         _save_model(ctx.dir / MODEL, new, summary)
-        if recipe.sidecar.enabled:
-            _log(f"sidecar: {'kept' if res.kept else 'dropped'}; score {res.score_before:.5f} -> "
-                 f"{res.score_after:.5f} ({res.pairs_with_bias} pairs with output biases)")
         return summary
 
     def pose_field(ctx: StepContext) -> dict:
@@ -303,12 +309,7 @@ def mask_warp_steps(job: Job, config) -> list[Step]:
                                          original_bytes=job.original_bytes(frames), camera=config.camera,
                                          device=job.device)
         mw.save_model(ctx.dir / MODEL, new)
-        if config.sidecar.enabled:
-            _log(f"sidecar: {'kept' if res.kept else 'dropped'}; score {res.score_before:.5f} -> "
-                 f"{res.score_after:.5f} ({res.pairs_with_bias} pairs with output biases)")
-        return measured({"kept": res.kept, "score_before": res.score_before, "score_after": res.score_after,
-                         "bytes_before": res.bytes_before, "bytes_after": res.bytes_after,
-                         "pairs_with_bias": res.pairs_with_bias})
+        return _bias_summary(config.sidecar.enabled, res)
 
     def pose_field(ctx: StepContext) -> dict:
         m = mw.load_model(ctx.output("sidecar") / MODEL)

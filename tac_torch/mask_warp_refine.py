@@ -235,11 +235,10 @@ def fit_field(m: MaskWarpModel, targets: Targets, scorers: TorchScorers, setting
     bytes falls (``tac_torch.pose_field.choose_pose_field``): (model, ``PoseFieldResult``). A field
     the model had is refitted; ``settings.enabled`` off returns ``m`` itself."""
     from tac_torch.frames import add_output_bias
-    from tac_torch.pose_field import choose_pose_field
+    from tac_torch.pose_field import PoseFieldResult, choose_pose_field
 
     if not settings.enabled:
-        return m, choose_pose_field(None, targets, scorers, settings, archive_bytes=lambda c: m.archive_bytes(),
-                                    original_bytes=original_bytes)[1]
+        return m, PoseFieldResult.off(m.archive_bytes())
     start = replace(m, pose_field=None)
     low = lowbit(start)
     net, maps, poses, bias = low.model.to(device), _maps(low, device), low.poses.to(device), low.output_bias

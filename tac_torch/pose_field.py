@@ -151,6 +151,12 @@ class PoseFieldResult:
     bytes_after: int
     pairs_with_field: int
 
+    @classmethod
+    def off(cls, archive_bytes: int) -> "PoseFieldResult":
+        """The result of a switched-off step: nothing fitted, nothing measured (NaN)."""
+        nan = float("nan")
+        return cls(False, nan, nan, nan, nan, archive_bytes, archive_bytes, 0)
+
 
 def choose_pose_field(render: Callable[[slice], torch.Tensor], targets: Targets, scorers: TorchScorers,
                       settings: FieldSettings, *, archive_bytes: Callable[[torch.Tensor | None], int],
@@ -161,10 +167,9 @@ def choose_pose_field(render: Callable[[slice], torch.Tensor], targets: Targets,
     bytes (``archive_bytes(codes)``; ``None``: without a field) falls: the codes or None, and the
     measurements. SegNet sees only second frames, so only the pose and rate terms can move;
     ``settings.enabled`` off fits nothing and measures nothing."""
-    nan = float("nan")
     bytes_before = archive_bytes(None)
     if not settings.enabled:
-        return None, PoseFieldResult(False, nan, nan, nan, nan, bytes_before, bytes_before, 0)
+        return None, PoseFieldResult.off(bytes_before)
     fit = fit_pose_field(render, targets, scorers, settings, camera=camera, device=device,
                          show_progress=show_progress)
     bytes_after = archive_bytes(fit.codes)

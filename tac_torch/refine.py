@@ -199,8 +199,7 @@ def fit_field(mf: ModelFile, targets: Targets, scorers: TorchScorers, settings: 
     score with the real archive bytes falls (``tac_torch.pose_field.choose_pose_field``): (model,
     ``PoseFieldResult``). A field the model had is refitted; ``settings.enabled`` off returns ``mf``."""
     if not settings.enabled:
-        return mf, choose_pose_field(None, targets, scorers, settings, archive_bytes=lambda c: archive_bytes(mf),
-                                     original_bytes=original_bytes)[1]
+        return mf, PoseFieldResult.off(archive_bytes(mf))
     start = _replace(mf, pose_field=None)
     net, latents, _ = archive_view(start, device)
 
