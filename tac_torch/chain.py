@@ -11,6 +11,12 @@ Rounding is exact (half to even, as a uint8 cast of rounded values is), so
 the forward pass sees what the evaluator sees; only the gradient is
 approximate. Targets (the scorers' outputs on the original pairs) come from
 the evaluator's own exact path and are cached by content.
+
+The linear camera path (``ContestChain(..., path="linear")``) is a cheaper twin for
+training: the bicubic up and the scorers' bilinear down, both linear and separable, are
+one precomputed matrix per axis, without the uint8 clamp and rounding between them:
+
+    pairs (B,2,3,h,w) --A_h . x . A_w^T--> (B,2,3,384,512) --> PoseNet (yuv6), SegNet
 """
 
 from __future__ import annotations
@@ -19,10 +25,12 @@ import hashlib
 import io
 import os
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from tac_core import contract
 from tac_core.errors import InputError
@@ -33,6 +41,7 @@ from tac_torch.scorers import TorchScorers
 
 CACHE_ENV = "TAC_CACHE_DIR"
 TARGETS_VERSION = 1            # bump when the targets' meaning changes: old cache files are ignored
+PATHS = ("exact", "linear")    # how the chain takes rendered pairs to the scorers' input size
 
 
 def evaluator_layout(frames: torch.Tensor) -> torch.Tensor:
@@ -47,11 +56,36 @@ class ChainOutput:
 
     pose: torch.Tensor            # (B, 12) PoseNet ``pose`` outputs
     seg_logits: torch.Tensor      # (B, 5, 384, 512) SegNet logits on the second frame
-    frames: torch.Tensor          # (B, 2, 3, H, W) the rounded camera frames (float, integer values)
+    frames: torch.Tensor | None   # (B, 2, 3, H, W) the rounded camera frames (float, integer values);
+                                  # None on the linear path, which makes none
 
     def pairs_uint8(self) -> torch.Tensor:
-        """The frames as the evaluator reads them: ``(B, 2, H, W, 3)`` uint8."""
+        """The frames as the evaluator reads them: ``(B, 2, H, W, 3)`` uint8 (exact path only)."""
+        if self.frames is None:
+            raise InputError("the linear camera path makes no camera frames; use path='exact'")
         return self.frames.detach().to(torch.uint8).permute(0, 1, 3, 4, 2).contiguous()
+
+
+@lru_cache(maxsize=8)
+def round_trip_matrix(rendered: int, camera: int, model: int) -> torch.Tensor:
+    """``(model, rendered)`` float32: one axis of the camera round trip, bicubic (align_corners=False)
+    from ``rendered`` to ``camera`` samples, then bilinear to ``model`` samples, as a matrix (each
+    row sums to 1). Built by resampling the identity in float64 with the very calls the exact path
+    makes; a size equal to the next is left alone, as the exact path leaves it."""
+    x = torch.eye(rendered, dtype=torch.float64).reshape(rendered, 1, rendered, 1)
+    if camera != rendered:
+        x = F.interpolate(x, size=(camera, 1), mode="bicubic", align_corners=False)
+    x = F.interpolate(x, size=(model, 1), mode="bilinear", align_corners=False)
+    return x.reshape(rendered, model).T.float().contiguous()
+
+
+def linear_round_trip(frames: torch.Tensor, camera: tuple[int, int] = contract.CAMERA_HW) -> torch.Tensor:
+    """Rendered pairs ``(B,2,3,h,w)`` at the scorers' input size ``(B,2,3,384,512)`` by the linear
+    path: the camera round trip without its clamp and rounding (differentiable)."""
+    h, w = frames.shape[-2:]
+    a_h = round_trip_matrix(h, camera[0], contract.MODEL_INPUT_HW[0]).to(frames.device)
+    a_w = round_trip_matrix(w, camera[1], contract.MODEL_INPUT_HW[1]).to(frames.device)
+    return a_h @ frames.float() @ a_w.T
 
 
 class ContestChain:
@@ -59,13 +93,17 @@ class ContestChain:
 
     The scorers' parameters are frozen (``requires_grad`` off) when the chain
     is built; they stay in eval mode. ``size`` is the camera size (H, W) the
-    pairs are upsampled to; a smaller one makes a cheaper, inexact chain for tests.
+    pairs are upsampled to; a smaller one makes a cheaper, inexact chain for tests. ``path``
+    is ``"exact"`` (the evaluator's values) or ``"linear"`` (``linear_round_trip``: no clamp or
+    rounding at camera size; the chain's part of a CPU training step takes about half as long).
     """
 
-    def __init__(self, scorers: TorchScorers, size: tuple[int, int] = contract.CAMERA_HW):
+    def __init__(self, scorers: TorchScorers, size: tuple[int, int] = contract.CAMERA_HW, path: str = "exact"):
         if len(size) != 2 or min(size) < 2:
             raise InputError(f"camera size must be (H, W) with both >= 2, got {size!r}")
-        self.scorers, self.size = scorers, tuple(int(v) for v in size)
+        if path not in PATHS:
+            raise InputError(f"camera path must be one of {', '.join(PATHS)}, got {path!r}")
+        self.scorers, self.size, self.path = scorers, tuple(int(v) for v in size), path
         for net in (scorers.segnet, scorers.posenet):
             net.eval()
             for p in net.parameters():
@@ -76,6 +114,10 @@ class ContestChain:
 
     def forward(self, frames: torch.Tensor) -> ChainOutput:
         """Scorer outputs for rendered pairs ``(B,2,3,h,w)`` float 0..255."""
+        if self.path == "linear":
+            x = linear_round_trip(frames, self.size)
+            pose = self.scorers.posenet(preprocess.posenet_planes_differentiable(x))["pose"]
+            return ChainOutput(pose=pose, seg_logits=self.scorers.segnet(x[:, -1]), frames=None)
         cam = camera_frames(frames, self.size)
         x = evaluator_layout(cam)
         pose = self.scorers.posenet(preprocess.posenet_input_differentiable(x))["pose"]

@@ -24,6 +24,7 @@ from tac_core import contract
 from tac_core.archive import QuantSpec
 from tac_core.errors import InputError
 from tac_torch.quant import scale_and_zero
+from tac_torch.scorers import seg_classes
 
 _MIN_MASS = 1e-9                # floor of a code's probability: at most ~30 bits per element
 _MIN_LAPLACE_B = 0.05           # Laplace scale floor, in quantisation steps
@@ -81,7 +82,7 @@ def seg_margin_loss(logits: torch.Tensor, target: torch.Tensor, weights: LossWei
 def seg_disagreement(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """The score's seg distortion: fraction of pixels whose argmax differs from the target."""
     _check_seg(logits, target)
-    return (logits.argmax(dim=1) != target.long()).float().mean()
+    return (seg_classes(logits) != target.long()).float().mean()
 
 
 def pose_mse(pose: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -84,6 +84,7 @@ class MaskWarpConfig:
     checkpoint_every: int = 25
     camera_h: int = contract.CAMERA_HW[0]
     camera_w: int = contract.CAMERA_HW[1]
+    camera_path: str = "exact"         # the chain's camera round trip: "exact" or "linear" (chain.PATHS)
     float_steps: int = 60              # phase 1: float weights
     qat_steps: int = 30                # phase 2: weights fake-quantised as the archive stores them
     lr: float = 3e-3                   # Adam, phase 1 (after the warm-up)
@@ -159,10 +160,13 @@ class MaskWarpConfig:
         return qat, lr * (self.lr_floor + (1 - self.lr_floor) * 0.5 * (1 + math.cos(math.pi * t)))
 
     def as_dict(self) -> dict[str, Any]:
-        """The training part (what checkpoints must match): no [tto], [finetune] or [sidecar]."""
+        """The training part (what checkpoints must match): none of the tables after training. An
+        exact camera path is left out, so runs from before the key existed keep their fingerprint."""
         d = asdict(self)
         for key in ("source", *AFTER_TRAINING):
             d.pop(key)
+        if d["camera_path"] == "exact":
+            d.pop("camera_path")
         return d
 
     def fingerprint(self) -> str:
@@ -262,7 +266,7 @@ class MaskWarpTrainer:
         self.net = MaskWarp(self.spec, seed=config.seed).to(device)
         self.specs = {k: v for k, v in archive_specs(self.net, config.weights).items() if k in
                       dict(self.net.named_parameters())}
-        self.chain = ContestChain(scorers, size=config.camera)
+        self.chain = ContestChain(scorers, size=config.camera, path=config.camera_path)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.lr)
         self.pose_mse = RunningMean()
         self.step = 0

@@ -110,9 +110,9 @@ def yuv6_linear(rgb: torch.Tensor) -> torch.Tensor:
     return _planes(y, (b - y) / U_SCALE, (r - y) / V_SCALE)
 
 
-def _posenet_input(frames: torch.Tensor, convert) -> torch.Tensor:
+def _posenet_input(frames: torch.Tensor, convert, resize=_resize) -> torch.Tensor:
     b, t = frames.shape[:2]
-    x = _resize(frames.flatten(0, 1))            # a view: (B,2) merge keeps the permuted strides
+    x = resize(frames.flatten(0, 1))             # a view: (B,2) merge keeps the permuted strides
     planes = convert(x)
     return planes.reshape(b, t * planes.shape[1], *planes.shape[-2:])
 
@@ -137,6 +137,15 @@ def posenet_input_differentiable(frames: torch.Tensor) -> torch.Tensor:
     if frames.dim() != 5 or frames.shape[1] != contract.SEQ_LEN or frames.shape[2] != 3:
         raise InputError(f"frames must have shape (B, 2, 3, H, W), got {tuple(frames.shape)}")
     return _posenet_input(frames, yuv6_differentiable)
+
+
+def posenet_planes_differentiable(frames: torch.Tensor) -> torch.Tensor:
+    """PoseNet input ``(B, 12, 192, 256)`` from float frames ``(B, 2, 3, 384, 512)`` already at the
+    model's input size (the linear camera path's output), with gradients."""
+    if frames.dim() != 5 or frames.shape[1] != contract.SEQ_LEN or tuple(frames.shape[2:]) != (3, *contract.MODEL_INPUT_HW):
+        raise InputError(f"frames must have shape (B, 2, 3, {contract.MODEL_INPUT_HW[0]}, "
+                         f"{contract.MODEL_INPUT_HW[1]}), got {tuple(frames.shape)}")
+    return _posenet_input(frames, yuv6_differentiable, resize=lambda x: x)
 
 
 def segnet_input_differentiable(frames: torch.Tensor) -> torch.Tensor:

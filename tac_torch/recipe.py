@@ -1,6 +1,6 @@
 """Training recipes: a renderer spec, sampling settings and a list of stages, read from TOML.
 
-    [recipe]  name, seed, batch_pairs, checkpoint_every, camera_h/camera_w, latent_scale
+    [recipe]  name, seed, batch_pairs, checkpoint_every, camera_h/camera_w, camera_path, latent_scale
     [spec]    overrides of the hnerv_pair default spec (tac_torch.renderers.make_spec)
     [[stage]] name, steps, learning rates, weight decay, qat, ema_decay, loss weights, schedule
     [tto]     after training: test-time optimisation of the latents (enabled, max_epochs, min_gain,
@@ -29,6 +29,7 @@ from typing import Any, Mapping
 
 from tac_core import contract
 from tac_core.errors import InputError
+from tac_torch.chain import PATHS
 from tac_torch.losses import LossWeights
 from tac_torch.pose_field import FieldSettings
 from tac_torch.renderers import make_spec
@@ -111,6 +112,7 @@ class Recipe:
     checkpoint_every: int = 100
     camera_h: int = contract.CAMERA_HW[0]
     camera_w: int = contract.CAMERA_HW[1]
+    camera_path: str = "exact"        # the chain's camera round trip: "exact" or "linear" (chain.PATHS)
     latent_scale: float = 0.1
     tto: Refine = field(default_factory=Refine)
     sidecar: Refine = field(default_factory=Refine)
@@ -181,6 +183,8 @@ class Recipe:
         d = asdict(self)
         for key in ("source", *AFTER_TRAINING):
             d.pop(key)
+        if d["camera_path"] == "exact":      # left out, so earlier runs keep their fingerprint
+            d.pop("camera_path")
         d["stages"] = [asdict(s) for s in self.stages]
         return d
 
@@ -190,6 +194,7 @@ class Recipe:
         return hashlib.sha256(text.encode()).hexdigest()
 
 
+_CHOICES = {"schedule": SCHEDULES, "camera_path": PATHS}   # name: the values it may take
 _RANGES = {  # name: (low, high, low inclusive)
     "steps": (1, None, True), "batch_pairs": (1, None, True), "checkpoint_every": (1, None, True),
     "camera_h": (2, None, True), "camera_w": (2, None, True), "seed": (0, None, True),
@@ -222,9 +227,9 @@ def check_fields(obj, where: str, source: str, skip: tuple[str, ...] = ()) -> No
             if (value < lo if inclusive else value <= lo) or (hi is not None and value > hi):
                 bound = f"{'>=' if inclusive else '>'} {lo}" + (f" and <= {hi}" if hi is not None else "")
                 raise InputError(f"{source}: {where} key {f.name!r} must be {bound}, got {value!r}")
-    if where.startswith("stage") and obj.schedule not in SCHEDULES:
-        raise InputError(f"{source}: {where} key 'schedule' must be one of {', '.join(SCHEDULES)}, "
-                         f"got {obj.schedule!r}")
+        if f.name in _CHOICES and value not in _CHOICES[f.name]:
+            raise InputError(f"{source}: {where} key {f.name!r} must be one of {', '.join(_CHOICES[f.name])}, "
+                             f"got {value!r}")
 
 
 def known_keys(table: Mapping[str, Any], cls, where: str, source: str, extra: tuple[str, ...] = (),

@@ -233,7 +233,7 @@ class Trainer:
         self.latents = torch.nn.Parameter(init_latents(self.n_pairs, self.spec, seed=recipe.seed + 1,
                                                        scale=recipe.latent_scale).to(device))
         self.specs = weight_specs(self.net, "int8_sym")
-        self.chain = ContestChain(scorers, size=recipe.camera)
+        self.chain = ContestChain(scorers, size=recipe.camera, path=recipe.camera_path)
         self.pose_mse = RunningMean()
         hidden = [p for n, p in self.net.named_parameters() if n.startswith(HIDDEN_CONV) and p.dim() == 4]
         hidden_ids = {id(p) for p in hidden}

@@ -101,3 +101,43 @@ def test_an_odd_frame_count_exports_one_more_latent_for_the_unpaired_frame():
     _, even = candidate_model(spec, Candidate("x", decoder, latents), frames=4)
     assert odd.shape == (3, 3) and torch.equal(odd[2], latents[1])
     assert torch.equal(even, latents)
+
+
+# --- the linear camera path ------------------------------------------------------------
+
+def test_round_trip_matrices_are_the_two_resamplings_composed():
+    import torch.nn.functional as F
+
+    from tac_torch.chain import linear_round_trip, round_trip_matrix
+
+    a = round_trip_matrix(24, 50, 384)
+    assert a.shape == (384, 24) and torch.allclose(a.sum(1), torch.ones(384), atol=1e-6)
+    x = torch.rand(1, 2, 3, 24, 32, dtype=torch.float64) * 255
+    up = F.interpolate(x.flatten(0, 1), size=(50, 70), mode="bicubic", align_corners=False)
+    want = F.interpolate(up, size=(384, 512), mode="bilinear", align_corners=False).view(1, 2, 3, 384, 512)
+    got = linear_round_trip(x.float(), (50, 70))
+    assert got.shape == want.shape and torch.allclose(got.double(), want, atol=1e-3)
+    # at camera size there is no bicubic step: the matrix is the scorers' bilinear resize alone
+    same = round_trip_matrix(50, 50, 384)
+    eye = torch.eye(50, dtype=torch.float64).view(50, 1, 50, 1)
+    assert torch.allclose(same.double(), F.interpolate(eye, size=(384, 1), mode="bilinear",
+                                                       align_corners=False).view(50, 384).T, atol=1e-7)
+
+
+def test_the_linear_path_sees_nearly_what_the_exact_path_sees():
+    proxy = load_scorers("proxy")
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, 96), torch.linspace(0, 1, 128), indexing="ij")
+    frame = torch.stack([60 + 120 * xx, 40 + 150 * yy, 200 - 90 * xx * yy])        # smooth, inside 0..255
+    frames = torch.stack([frame, frame.roll(3, dims=-1)])[None].requires_grad_(True)
+    exact = ContestChain(proxy, size=(200, 266))(frames)
+    fast = ContestChain(proxy, size=(200, 266), path="linear")(frames)
+    assert fast.frames is None and exact.frames is not None
+    agree = (fast.seg_logits.argmax(1) == exact.seg_logits.argmax(1)).float().mean()
+    assert agree > 0.99
+    assert torch.allclose(fast.pose[:, :6], exact.pose[:, :6], atol=0.05)
+    (fast.seg_logits.mean() + fast.pose.sum()).backward()
+    assert frames.grad is not None and frames.grad.abs().sum() > 0
+    with pytest.raises(InputError, match="linear camera path"):
+        fast.pairs_uint8()
+    with pytest.raises(InputError, match="camera path"):
+        ContestChain(proxy, path="bilinear")

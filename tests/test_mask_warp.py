@@ -337,6 +337,10 @@ def test_configs_are_checked_and_presets_load():
         config_from_dict({"spec": {"levels": 9}})
     with pytest.raises(InputError, match="float_steps"):
         config_from_dict({"train": {"float_steps": -1}})
+    with pytest.raises(InputError, match="'camera_path' must be one of exact, linear"):
+        config_from_dict({"train": {"camera_path": "approx"}})
+    assert (config_from_dict({"train": {"camera_path": "exact"}}).fingerprint()
+            == config_from_dict({}).fingerprint() != config_from_dict({"train": {"camera_path": "linear"}}).fingerprint())
     with pytest.raises(InputError, match=r"unknown key 'iters' in \[pose_field\]"):
         config_from_dict({"pose_field": {"iters": 3}})
     with pytest.raises(InputError, match=r"\[pose_field\] lr"):
@@ -363,15 +367,17 @@ def test_stored_codes_follow_the_targets_and_cover_an_odd_last_frame():
         stored_codes(Targets(seg, pose), TINY, 9)
 
 
-def test_a_few_steps_lower_the_loss(tmp_path):
+@pytest.mark.parametrize("path", ["exact", "linear"])
+def test_a_few_steps_lower_the_loss(tmp_path, path):
     from tac_torch.chain import pair_targets
     from tac_torch.mask_warp_train import MaskWarpTrainer
 
     scorers = tiny_scorers()
     frames = clip_frames(2)
     targets = pair_targets(frames, scorers, cache_dir=tmp_path)
-    trainer = MaskWarpTrainer(tiny_config(float_steps=3, qat_steps=0, rate=0.0), None, scorers, tmp_path / "out",
-                              targets=targets, show_progress=False)
+    trainer = MaskWarpTrainer(tiny_config(float_steps=3, qat_steps=0, rate=0.0, camera_path=path), None, scorers,
+                              tmp_path / "out", targets=targets, show_progress=False)
+    assert trainer.chain.path == path
     with torch.no_grad():
         first = float(trainer.losses(trainer.pairs_at(0), qat=False)["loss"])
     for _ in range(3):

@@ -38,6 +38,11 @@ def test_recipe_from_file_and_fingerprint(tmp_path):
     assert recipe.stage_at(3)[2] == 3 and recipe.stages[0].lr_factor(0) == 1.0
     other = recipe_from_dict({**_with(), "recipe": {"name": "mine", "seed": 4}})
     assert other.fingerprint() != recipe.fingerprint()
+    # an exact camera path is the default and leaves the fingerprint as it was; linear changes it
+    exact = recipe_from_dict(_with(recipe__camera_path="exact"))
+    linear = recipe_from_dict(_with(recipe__camera_path="linear"))
+    assert exact.fingerprint() == recipe_from_dict(_with()).fingerprint() != linear.fingerprint()
+    assert linear.camera_path == "linear"
 
 
 @pytest.mark.parametrize("changes, words", [
@@ -48,6 +53,7 @@ def test_recipe_from_file_and_fingerprint(tmp_path):
     ({"stage__ema_decay": 1.5}, ["'ema_decay'"]),
     ({"stage__schedule": "linear"}, ["'schedule'", "cosine"]),
     ({"recipe__camera_h": "big"}, ["'camera_h'", "int"]),
+    ({"recipe__camera_path": "fast"}, ["'camera_path'", "exact, linear"]),
     ({"spec__width_9": 3}, ["[spec]", "width_9"]),
 ])
 def test_bad_recipes_name_the_key_and_file(changes, words):
