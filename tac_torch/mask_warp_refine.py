@@ -36,6 +36,7 @@ from tac_core.errors import InputError
 from tac_core.files import atomic_output
 from tac_torch.chain import ContestChain, Targets
 from tac_torch.export import member_name
+from tac_torch.map_steering import SteerResult, steer_maps
 from tac_torch.mask_warp import MaskWarp, render_uint8
 from tac_torch.mask_warp_export import POSE_SPEC, archive_specs, build_archive, check_codes
 from tac_torch.quant import quantize_values, scale_and_zero
@@ -286,31 +287,41 @@ def flip_costs(m: MaskWarpModel, targets: Targets, scorers: TorchScorers, *, cam
 class MapsResult:
     kept: bool
     flipped: int                    # pixels changed in the kept maps
-    score_before: float             # exact scores with the real archive bytes
+    score_before: float             # exact scores with the real archive bytes (NaN: nothing tried)
     score_after: float
     bytes_before: int
     bytes_after: int
+    steer: SteerResult | None = None    # what steering measured on the linear path, where it ran
 
 
-def simplify_maps(m: MaskWarpModel, targets: Targets, scorers: TorchScorers, *, max_flip_fraction: float,
-                  original_bytes: float, camera=contract.CAMERA_HW, device: str = "cpu") -> tuple[MaskWarpModel, MapsResult]:
-    """Near-lossless class maps: isolated specks flipped to their surroundings where the renderer's
-    loss says they cost least (``flip_costs``), kept only when the exact score with the real
-    archive bytes improves."""
+def edit_maps(m: MaskWarpModel, targets: Targets, scorers: TorchScorers, settings, *, original_bytes: float,
+              camera=contract.CAMERA_HW, device: str = "cpu", show_progress: bool = True
+              ) -> tuple[MaskWarpModel, MapsResult]:
+    """The class maps edited as ``settings`` (``mask_warp_train.Maps``) asks: isolated specks flipped
+    to their surroundings where the renderer's loss says they cost least (``flip_costs``), then
+    steered (``tac_torch.map_steering``); kept only when the exact score with the real archive
+    bytes improves."""
     from tac_core.archive import simplify_class_maps
 
     bytes_before = m.archive_bytes()
-    if max_flip_fraction == 0:
+    if not settings.enabled:
         return m, MapsResult(False, 0, math.nan, math.nan, bytes_before, bytes_before)
-    cost = flip_costs(m, targets, scorers, camera=camera, device=device)
-    candidate = replace(m, class_maps=simplify_class_maps(m.class_maps, cost, max_flip_fraction))
+    maps, steer = m.class_maps, None
+    if settings.max_flip_fraction:
+        cost = flip_costs(m, targets, scorers, camera=camera, device=device)
+        maps = simplify_class_maps(maps, cost, settings.max_flip_fraction)
+    if settings.steer_rounds:
+        maps, steer = steer_maps(lowbit(m).model, maps, targets.seg, scorers, rounds=settings.steer_rounds,
+                                 flips=settings.steer_flips, camera=camera, device=device,
+                                 show_progress=show_progress)
+    candidate = replace(m, class_maps=maps)
     bytes_after = candidate.archive_bytes()
     before = exact_scores(m, targets, scorers, camera, device).score(bytes_before / original_bytes)
     after = exact_scores(candidate, targets, scorers, camera, device).score(bytes_after / original_bytes)
     flipped = int((candidate.class_maps != m.class_maps).sum())
     if after < before:
-        return candidate, MapsResult(True, flipped, before, after, bytes_before, bytes_after)
-    return m, MapsResult(False, 0, before, before, bytes_before, bytes_before)
+        return candidate, MapsResult(True, flipped, before, after, bytes_before, bytes_after, steer)
+    return m, MapsResult(False, 0, before, before, bytes_before, bytes_before, steer)
 
 
 def from_training(result) -> MaskWarpModel:

@@ -47,14 +47,27 @@ AFTER_TRAINING = ("maps", "tto", "finetune", "sidecar", "pose_field")   # tables
 
 @dataclass(frozen=True)
 class Maps:
-    """Near-lossless class maps: at most this fraction of each map's pixels (isolated specks) is
-    flipped to its surroundings' class, cheapest for the loss first; 0 keeps the maps lossless."""
+    """Editing the class maps after training. Near-lossless: at most ``max_flip_fraction`` of each
+    map's pixels (isolated specks) flip to their surroundings' class, cheapest for the loss first (0:
+    lossless). Steering (``tac_torch.map_steering``): ``steer_rounds`` rounds of at most
+    ``steer_flips`` boundary pixels per map moved to a neighbour's class where SegNet's errors
+    around them fall (0 rounds: off)."""
 
     max_flip_fraction: float = 0.0
+    steer_rounds: int = 0
+    steer_flips: int = 100
 
     def __post_init__(self):
         if not isinstance(self.max_flip_fraction, (int, float)) or not 0 <= self.max_flip_fraction <= 1:
             raise InputError(f"[maps] max_flip_fraction must be in 0..1, got {self.max_flip_fraction!r}")
+        for key, low in (("steer_rounds", 0), ("steer_flips", 1)):
+            value = getattr(self, key)
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise InputError(f"[maps] {key} must be an integer >= {low}, got {value!r}")
+
+    @property
+    def enabled(self) -> bool:
+        return self.max_flip_fraction > 0 or self.steer_rounds > 0
 
 
 @dataclass(frozen=True)

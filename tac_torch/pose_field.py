@@ -29,7 +29,7 @@ from tac_core.progress import progress
 from tac_torch import preprocess
 from tac_torch.chain import Targets
 from tac_torch.frames import add_pose_field, camera_pairs_uint8, upsampled_pose_field
-from tac_torch.scorers import TorchScorers
+from tac_torch.scorers import TorchScorers, channels_last_copy
 
 PLANES = 6                      # PoseNet's input planes per frame (yuv6); the first frame's come first
 
@@ -100,8 +100,7 @@ def fit_pose_field(render: Callable[[slice], torch.Tensor], targets: Targets, sc
     """Pose-field codes for ``len(targets)`` pairs; ``render(batch)`` gives the float pairs
     ``(B, 2, 3, h, w)`` of the pairs in slice ``batch`` as the archive renders them without the field."""
     n = len(targets)
-    for p in scorers.posenet.parameters():
-        p.requires_grad_(False)
+    posenet = channels_last_copy(scorers.posenet)          # for the Adam steps; the exact checks use the original
     codes = torch.zeros(pose_field.shape(n), dtype=torch.int8)
     before, after = np.zeros(n), np.zeros(n)
     response = None
@@ -120,7 +119,8 @@ def fit_pose_field(render: Callable[[slice], torch.Tensor], targets: Targets, sc
         opt = torch.optim.Adam([field], lr=settings.lr)
         for _ in range(settings.iterations):
             moved = x0[:, :PLANES] + (field @ response).view(len(target), PLANES, *x0.shape[-2:])
-            pose = scorers.posenet(torch.cat([moved, x0[:, PLANES:]], 1))["pose"][:, :contract.POSE_SCORED]
+            x = torch.cat([moved, x0[:, PLANES:]], 1).contiguous(memory_format=torch.channels_last)
+            pose = posenet(x)["pose"][:, :contract.POSE_SCORED]
             loss = ((pose - target) ** 2).mean(1).sum()
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -12,6 +12,7 @@ that ship with tac (``tac_torch.proxy``, docs/proxy-scorers.md).
 
 from __future__ import annotations
 
+import copy
 import warnings
 from pathlib import Path
 from typing import Mapping
@@ -107,6 +108,16 @@ def seg_classes(logits: torch.Tensor) -> torch.Tensor:
     over a channels-last copy: torch's CPU argmax across the channel dimension of a contiguous
     (B, 5, 384, 512) tensor is several times slower."""
     return logits.permute(0, 2, 3, 1).contiguous().argmax(dim=-1)
+
+
+def channels_last_copy(net: nn.Module) -> nn.Module:
+    """A frozen, eval-mode copy of a scorer network with channels-last weights, for loops that only
+    need its gradients with respect to the input (about a quarter faster on a CPU). Its floats round
+    differently from the original's, so exact scoring keeps the original."""
+    fast = copy.deepcopy(net).eval().to(memory_format=torch.channels_last)
+    for p in fast.parameters():
+        p.requires_grad_(False)
+    return fast
 
 
 class TorchScorers:

@@ -132,14 +132,15 @@ def test_refinement_tables_are_outside_the_training_fingerprint():
 
 def test_near_lossless_maps_flip_only_specks_and_never_worsen_the_score(setup):
     from tac_core.archive.classmap import speck_fill
-    from tac_torch.mask_warp_refine import flip_costs, simplify_maps
+    from tac_torch.mask_warp_refine import edit_maps, flip_costs
+    from tac_torch.mask_warp_train import Maps
 
     scorers, targets, m = setup
     cost = flip_costs(m, targets, scorers, camera=CAMERA)
     assert cost.shape == m.class_maps.shape and np.isfinite(cost).all() and np.abs(cost).max() > 0
-    same, off = simplify_maps(m, targets, scorers, max_flip_fraction=0.0, original_bytes=1e6, camera=CAMERA)
+    same, off = edit_maps(m, targets, scorers, Maps(), original_bytes=1e6, camera=CAMERA)
     assert same is m and not off.kept
-    new, res = simplify_maps(m, targets, scorers, max_flip_fraction=0.05, original_bytes=1e3, camera=CAMERA)
+    new, res = edit_maps(m, targets, scorers, Maps(max_flip_fraction=0.05), original_bytes=1e3, camera=CAMERA)
     assert res.score_after <= res.score_before
     if res.kept:
         changed = new.class_maps != m.class_maps
@@ -149,3 +150,25 @@ def test_near_lossless_maps_flip_only_specks_and_never_worsen_the_score(setup):
             assert np.array_equal(new.class_maps[p][changed[p]], fill[changed[p]])
     else:
         assert new is m
+
+
+def test_steered_maps_move_boundary_pixels_only_and_never_worsen_the_score(setup):
+    from tac_torch.mask_warp_refine import edit_maps
+    from tac_torch.mask_warp_train import Maps
+
+    scorers, targets, m = setup
+    new, res = edit_maps(m, targets, scorers, Maps(steer_rounds=2, steer_flips=20), original_bytes=1e6,
+                         camera=CAMERA, show_progress=False)
+    assert res.steer is not None and res.steer.rounds == 2
+    assert res.steer.errors_after <= res.steer.errors_before
+    assert res.score_after <= res.score_before
+    if res.kept:
+        changed = new.class_maps != m.class_maps
+        assert res.flipped == int(changed.sum()) > 0
+        assert changed.reshape(len(changed), -1).sum(1).max() <= 2 * 20       # at most flips per map per round
+    else:
+        assert new is m
+    with pytest.raises(InputError, match="steer_rounds"):
+        Maps(steer_rounds=-1)
+    with pytest.raises(InputError, match="steer_flips"):
+        Maps(steer_flips=0)

@@ -1,0 +1,157 @@
+"""Steering a ``mask_warp`` archive's class maps: the renderer's input need not be SegNet's target.
+
+The archive stores, per pair, the class map the renderer paints the second frame from; the
+score compares SegNet on that frame with SegNet on the original. Almost every pixel SegNet
+then gets wrong sits on a class boundary, where the painted edge lands a pixel off. Moving
+the input map's boundary by a pixel there moves the painted edge, so each round:
+
+    maps --renderer's second frame, linear camera path, SegNet--> margin loss, per-pixel errors
+      --d loss / d one-hot--> each boundary pixel's cheapest neighbouring class (first order)
+      --the ``flips`` most negative per map--> candidate maps --> their per-pixel errors
+      --keep a flip where the errors in the (2r+1)^2 window around it fell--> maps
+
+Only second frames are rendered (SegNet sees nothing else), on the chain's linear path; the
+caller measures the result exactly, with its bytes, and keeps it only if the score falls.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from tac_core import contract
+from tac_core.errors import InputError
+from tac_core.progress import progress
+from tac_torch.chain import linear_round_trip
+from tac_torch.losses import LossWeights, seg_margin_loss
+from tac_torch.mask_warp import MaskWarp
+from tac_torch.scorers import TorchScorers, seg_classes
+
+
+@dataclass(frozen=True)
+class SteerResult:
+    """What the rounds did, on the linear path: seg disagreement before and after, pixels moved."""
+
+    rounds: int
+    flipped: int                    # pixels of the maps that differ from the given ones
+    errors_before: float            # fraction of SegNet pixels that disagree with the targets
+    errors_after: float
+
+
+def window_sum(a: np.ndarray, r: int) -> np.ndarray:
+    """Per pixel of ``a`` (..., H, W), the sum over the (2r+1) x (2r+1) window around it (zero outside),
+    as float64."""
+    if r < 0:
+        raise InputError(f"window radius must be >= 0, got {r}")
+    c = np.pad(a.astype(np.float64), [(0, 0)] * (a.ndim - 2) + [(r + 1, r), (r + 1, r)]).cumsum(-2).cumsum(-1)
+    k = 2 * r + 1
+    return c[..., k:, k:] - c[..., :-k, k:] - c[..., k:, :-k] + c[..., :-k, :-k]
+
+
+def cheapest_flips(maps: np.ndarray, grad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per pixel of ``maps`` (B, H, W): the first-order loss change of its cheapest flip to a class one
+    of its 4 neighbours has (``grad`` (B, K, H, W) is d loss / d one-hot), and that class; +inf and
+    the pixel's own class where every neighbour shares it."""
+    own = maps.astype(np.int64)
+    now = np.take_along_axis(grad, own[:, None], 1)[:, 0]
+    cost = np.full(maps.shape, np.inf, np.float32)
+    cls = maps.copy()
+    pad = np.pad(maps, ((0, 0), (1, 1), (1, 1)), mode="edge")
+    for near in (pad[:, :-2, 1:-1], pad[:, 2:, 1:-1], pad[:, 1:-1, :-2], pad[:, 1:-1, 2:]):
+        c = np.take_along_axis(grad, near[:, None].astype(np.int64), 1)[:, 0] - now
+        c = np.where(near != maps, c, np.inf)
+        better = c < cost
+        cost, cls = np.where(better, c, cost), np.where(better, near, cls)
+    return cost, cls
+
+
+def _at(errors: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """Per-pixel errors (B, 384, 512) as error counts per class-map pixel (B, h, w): the errors
+    themselves at the same size, else their area average times the area each map pixel covers."""
+    if tuple(errors.shape[1:]) == tuple(hw):
+        return errors
+    area = errors.shape[1] * errors.shape[2] / (hw[0] * hw[1])
+    pooled = torch.nn.functional.adaptive_avg_pool2d(torch.from_numpy(errors).double()[:, None], hw)
+    return pooled[:, 0].numpy() * area
+
+
+class _Seg:
+    """SegNet on the renderer's second frames, by the linear camera path."""
+
+    def __init__(self, net: MaskWarp, scorers: TorchScorers, camera: tuple[int, int], device):
+        self.net, self.scorers, self.camera, self.device = net, scorers, camera, device
+        for p in scorers.segnet.parameters():
+            p.requires_grad_(False)
+
+    def logits(self, onehot: torch.Tensor) -> torch.Tensor:
+        return self.scorers.segnet(linear_round_trip(self.net.second_frame(onehot), self.camera))
+
+    def grad_and_errors(self, maps: np.ndarray, target: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        onehot = self.net.onehot(torch.from_numpy(maps).to(self.device)).requires_grad_(True)
+        logits = self.logits(onehot)
+        seg_margin_loss(logits, target, LossWeights()).backward()
+        return onehot.grad.cpu().numpy(), (seg_classes(logits.detach()) != target).cpu().numpy()
+
+    @torch.no_grad()
+    def errors(self, maps: np.ndarray, target: torch.Tensor) -> np.ndarray:
+        onehot = self.net.onehot(torch.from_numpy(maps).to(self.device))
+        return (seg_classes(self.logits(onehot)) != target).cpu().numpy()
+
+
+def steer_maps(net: MaskWarp, maps: np.ndarray, seg_targets: np.ndarray, scorers: TorchScorers, *, rounds: int,
+               flips: int, window: int = 2, camera: Sequence[int] = contract.CAMERA_HW, device: str = "cpu",
+               batch: int = 4, show_progress: bool = True) -> tuple[np.ndarray, SteerResult]:
+    """Class maps ``(P, h, w)`` uint8 steered for ``rounds`` rounds of at most ``flips`` flips per
+    map (module docstring); ``seg_targets`` are SegNet's classes on the originals ``(P', 384, 512)``,
+    P' = P or P - 1 (an odd clip's last map is scored by no pair and left alone)."""
+    maps = np.asarray(maps)
+    if maps.ndim != 3 or maps.dtype != np.uint8:
+        raise InputError(f"class maps must be uint8 (P, H, W), got {maps.dtype} {maps.shape}")
+    if len(seg_targets) not in (len(maps), len(maps) - 1):
+        raise InputError(f"{len(seg_targets)} seg targets for {len(maps)} class maps")
+    if rounds < 0 or flips < 1 or window < 0:
+        raise InputError(f"steering needs rounds >= 0, flips >= 1 and window >= 0, got {rounds}, {flips}, {window}")
+    net = net.to(device).eval()
+    trainable = [p for p in net.parameters() if p.requires_grad]
+    for p in trainable:                  # gradients go to the one-hot maps only
+        p.requires_grad_(False)
+    try:
+        return _steer(_Seg(net, scorers, tuple(camera), device), maps, seg_targets, rounds, flips, window, batch,
+                      device, show_progress)
+    finally:
+        for p in trainable:
+            p.requires_grad_(True)
+
+
+def _steer(seg: _Seg, maps: np.ndarray, seg_targets: np.ndarray, rounds: int, flips: int, window: int, batch: int,
+           device, show_progress: bool) -> tuple[np.ndarray, SteerResult]:
+    out = maps.copy()
+    n = len(seg_targets)
+    before = after = 0
+    bar = progress(total=n * rounds, desc="steer maps", unit="map", disable=not show_progress or rounds == 0)
+    for start in range(0, n if rounds else 0, batch):
+        rows = slice(start, min(n, start + batch))
+        target = torch.as_tensor(np.ascontiguousarray(seg_targets[rows]), device=device).long()
+        current = out[rows].copy()
+        for r in range(rounds):
+            grad, errors = seg.grad_and_errors(current, target)
+            before += int(errors.sum()) if r == 0 else 0
+            cost, cls = cheapest_flips(current, grad)
+            candidate = current.copy()
+            for j in range(len(current)):
+                flat = cost[j].reshape(-1)
+                pick = np.argpartition(flat, min(flips, flat.size - 1))[:flips]
+                pick = pick[flat[pick] < 0]
+                candidate[j].reshape(-1)[pick] = cls[j].reshape(-1)[pick]
+            gain = (window_sum(_at(errors, current.shape[1:]), window)
+                    - window_sum(_at(seg.errors(candidate, target), current.shape[1:]), window))
+            current = np.where((candidate != current) & (gain > 1e-9), candidate, current)
+            bar.update(len(current))
+        out[rows] = current
+        after += int(seg.errors(current, target).sum())
+    bar.close()
+    pixels = max(1, n * seg_targets.shape[1] * seg_targets.shape[2])
+    return out, SteerResult(rounds, int((out != maps).sum()), before / pixels, after / pixels)

@@ -1,0 +1,78 @@
+"""Class-map steering: candidates are neighbouring classes at boundaries, windows sum exactly, and
+rounds keep only flips that lower SegNet's errors around them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from tac_core.errors import InputError  # noqa: E402
+from tac_torch.map_steering import cheapest_flips, steer_maps, window_sum  # noqa: E402
+
+
+def test_window_sum_matches_a_direct_sum():
+    a = np.random.default_rng(0).integers(0, 2, (2, 9, 11))
+    got = window_sum(a, 2)
+    pad = np.pad(a, ((0, 0), (2, 2), (2, 2)))
+    want = sum(pad[:, dy:dy + 9, dx:dx + 11] for dy in range(5) for dx in range(5))
+    assert got.shape == a.shape and np.array_equal(got, want)
+    assert np.array_equal(window_sum(a, 0), a)
+    with pytest.raises(InputError):
+        window_sum(a, -1)
+
+
+def test_cheapest_flips_offer_only_a_neighbours_class():
+    maps = np.zeros((1, 4, 6), np.uint8)
+    maps[0, :, 3:] = 2                                    # one vertical boundary between columns 2 and 3
+    grad = np.zeros((1, 3, 4, 6), np.float32)
+    grad[0, 2] = -1.0                                     # class 2 is cheaper everywhere
+    grad[0, 1] = -5.0                                     # class 1 cheaper still, but no neighbour has it
+    cost, cls = cheapest_flips(maps, grad)
+    assert np.isinf(cost[0, :, [0, 1, 4, 5]]).all()       # interior pixels: every neighbour agrees
+    assert (cost[0, :, 2] == -1.0).all() and (cls[0, :, 2] == 2).all()
+    assert (cost[0, :, 3] == 1.0).all() and (cls[0, :, 3] == 0).all()
+
+
+class _Painter(torch.nn.Module):
+    """A 'renderer' whose second frame is its class map painted in fixed colours, shifted one pixel
+    right: steering should learn to shift the maps back."""
+
+    spec = {"classes": 2}
+
+    def __init__(self):
+        super().__init__()
+        self.colours = torch.nn.Parameter(torch.tensor([[20.0, 20.0, 20.0], [230.0, 230.0, 230.0]]))
+
+    def onehot(self, maps):
+        return torch.nn.functional.one_hot(maps.long(), 2).permute(0, 3, 1, 2).float()
+
+    def second_frame(self, onehot):
+        shifted = torch.cat([onehot[..., :1], onehot[..., :-1]], dim=-1)
+        return torch.einsum("bkhw,kc->bchw", shifted, self.colours)
+
+
+class _Threshold(torch.nn.Module):
+    def forward(self, x):
+        grey = x.mean(1, keepdim=True) - 125.0
+        return torch.cat([-grey, grey], 1) / 10.0
+
+
+def test_steering_undoes_a_renderer_that_paints_a_pixel_off():
+    from tac_torch.scorers import TorchScorers
+
+    scorers = TorchScorers("stand-in", _Threshold(), torch.nn.Identity(), {"t": "0"}, False, "cpu")
+    target = np.zeros((2, 384, 512), np.uint8)
+    target[0, :, 200:] = 1
+    target[1, 100:, 300:] = 1
+    net = _Painter()
+    maps, res = steer_maps(net, target.copy(), target, scorers, rounds=3, flips=2000, window=2,
+                           camera=(384, 512), show_progress=False)
+    assert res.errors_before > 0.001 and res.errors_after < res.errors_before / 4
+    assert res.flipped == int((maps != target).sum()) > 0
+    assert net.colours.requires_grad                        # left as it was found
+    with pytest.raises(InputError, match="seg targets"):
+        steer_maps(net, target, target[:0], scorers, rounds=1, flips=1)
+    same, none = steer_maps(net, target, target, scorers, rounds=0, flips=1, show_progress=False)
+    assert np.array_equal(same, target) and none.flipped == 0
