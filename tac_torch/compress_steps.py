@@ -261,7 +261,9 @@ def mask_warp_steps(job: Job, config) -> list[Step]:
         from tac_torch.mask_warp_train import train_mask_warp
 
         _log(f"training mask_warp {config.name} ({config.total_steps} steps) on {job.video.name} -> {ctx.dir}")
-        result = train_mask_warp(config, job.video, job.scorers, ctx.dir, device=job.device, resume=ctx.resuming)
+        t, frames = load_targets(ctx.output("targets"))       # the video is not decoded again
+        result = train_mask_warp(config, None, job.scorers, ctx.dir, device=job.device, resume=ctx.resuming,
+                                 targets=t, frames=frames)
         m = mw.from_training(result)
         mw.save_model(ctx.dir / MODEL, replace(m, weights=config.weights))
         return {"steps": result.step, "archive_bytes": replace(m, weights=config.weights).archive_bytes()}

@@ -256,7 +256,8 @@ class MaskWarpTrainer:
     """One training run of ``config`` on a clip; ``run`` trains, checkpoints and finishes."""
 
     def __init__(self, config: MaskWarpConfig, video: Path | np.ndarray | None, scorers, out_dir: Path, *,
-                 device: str = "cpu", targets: Targets | None = None, show_progress: bool = True):
+                 device: str = "cpu", targets: Targets | None = None, frames: int | None = None,
+                 show_progress: bool = True):
         self.config, self.scorers, self.out_dir = config, scorers, Path(out_dir)
         self.device, self.show_progress = device, show_progress
         if targets is None:
@@ -266,8 +267,10 @@ class MaskWarpTrainer:
             self.frames = len(frames)
             targets = pair_targets(frames, scorers)
             del frames
-        else:
-            self.frames = 2 * len(targets)
+        else:            # precomputed targets: the clip's frame count, when given, covers an odd last frame
+            self.frames = 2 * len(targets) if frames is None else int(frames)
+            if self.frames // 2 != len(targets):
+                raise InputError(f"{self.frames} frames make {self.frames // 2} pairs; the targets have {len(targets)}")
         self.targets, self.data_key = targets, targets_digest(targets)
         self.n_pairs = len(targets)
         self.batch = min(config.batch_pairs, self.n_pairs)
@@ -366,11 +369,14 @@ class MaskWarpTrainer:
                               self.frames)
 
 
-def train_mask_warp(config: MaskWarpConfig, video: Path | np.ndarray, scorers, out_dir: Path, *,
+def train_mask_warp(config: MaskWarpConfig, video: Path | np.ndarray | None, scorers, out_dir: Path, *,
                     device: str = "cpu", resume: bool = False, stop_after: int | None = None,
+                    targets: Targets | None = None, frames: int | None = None,
                     show_progress: bool = True) -> MaskWarpResult:
-    """Train ``config`` on ``video`` (a path or uint8 frames) into ``out_dir`` (checkpoints)."""
-    trainer = MaskWarpTrainer(config, video, scorers, out_dir, device=device, show_progress=show_progress)
+    """Train ``config`` on ``video`` (a path or uint8 frames) into ``out_dir`` (checkpoints); with
+    ``targets`` (and the clip's ``frames``) already computed, the video is not read."""
+    trainer = MaskWarpTrainer(config, video, scorers, out_dir, device=device, targets=targets, frames=frames,
+                              show_progress=show_progress)
     return trainer.run(resume=resume, stop_after=stop_after)
 
 

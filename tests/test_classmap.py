@@ -304,3 +304,20 @@ def test_speck_present_in_the_previous_map_is_kept():
     img[:, 4, 4] = 3
     out = simplify_class_maps(img, max_flip_fraction=0.05)
     assert out[0, 4, 4] == 0 and out[1, 4, 4] == 3  # map 0 has no previous map; map 1's speck persists
+
+
+def test_encoding_remembers_recent_maps_by_content():
+    from tac_core.archive import classmap
+
+    rng = np.random.default_rng(5)
+    maps = (rng.random((3, 40, 48)) < 0.1).astype(np.uint8)
+    first = encode_class_maps(maps, 2)
+    assert encode_class_maps(maps.copy(), 2) is first                  # same bytes in: the remembered result
+    edited = maps.copy()
+    edited[1, 7, 9] ^= 1
+    other = encode_class_maps(edited, 2)
+    assert other != first and np.array_equal(decode_class_maps(other, 3, 40, 48, 2), edited)
+    assert encode_class_maps(maps, 3) is not first                     # the class count is part of the key
+    for k in range(classmap._REMEMBERED + 1):                          # only the last few are kept
+        encode_class_maps(np.full((1, 8, 8), k % 2, np.uint8) + (np.eye(8, dtype=np.uint8)[None] if k > 1 else 0), 3)
+    assert encode_class_maps(maps, 2) is not first and encode_class_maps(maps, 2) == first

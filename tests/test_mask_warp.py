@@ -466,3 +466,18 @@ def test_the_class_maps_section_has_the_chain_class_map_chain_names(monkeypatch,
     if stage == "classmap":
         assert section.codes_chain.stage.args == (TINY["out_h"], TINY["out_w"], TINY["classes"])
     assert np.array_equal(read_model(data).class_maps.numpy(), maps)
+
+
+def test_precomputed_targets_with_the_clip_frame_count_train_without_the_video(tmp_path):
+    from tac_torch.chain import pair_targets
+    from tac_torch.mask_warp_train import MaskWarpTrainer
+
+    scorers, frames = tiny_scorers(), clip_frames(5)
+    targets = pair_targets(frames, scorers, cache_dir=tmp_path)
+    trainer = MaskWarpTrainer(tiny_config(), None, scorers, tmp_path / "a", targets=targets, frames=5,
+                              show_progress=False)
+    assert trainer.frames == 5 and trainer.class_maps.shape[0] == 3          # the odd last frame's map too
+    from_video = MaskWarpTrainer(tiny_config(), frames, scorers, tmp_path / "b", show_progress=False)
+    assert from_video.data_key == trainer.data_key                           # checkpoints fit either way
+    with pytest.raises(InputError, match="7 frames make 3 pairs"):
+        MaskWarpTrainer(tiny_config(), None, scorers, tmp_path / "c", targets=targets, frames=7, show_progress=False)

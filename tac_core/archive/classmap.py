@@ -15,6 +15,8 @@ known at once and is coded in one vectorised call.
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -30,6 +32,8 @@ _BUCKETS, _PHASES, _PATTERNS, _PREV, _BORDER, _CHANGED, _CLASS = 4, 3, 5, 3, 3, 
 CONTEXTS = _BUCKETS * _PHASES * _PATTERNS * _PREV * _BORDER * _CHANGED * _CLASS
 MIN_BLOCK, MAX_BLOCK = 1 << 6, 1 << 14  # symbols coded between two count updates
 PRIOR = 16                  # initial count of symbol 0 (the first candidate); other symbols start at 1
+_REMEMBERED = 4             # encode_class_maps keeps this many recent results
+_ENCODED: OrderedDict = OrderedDict()
 
 
 def check_args(args: tuple[int, ...]) -> None:
@@ -289,14 +293,30 @@ def blocks(n: int):
 
 
 def encode_class_maps(maps: np.ndarray, classes: int) -> bytes:
-    """Range-coder words (little-endian u32) for ``maps`` (N, H, W) uint8 with values below ``classes``."""
+    """Range-coder words (little-endian u32) for ``maps`` (N, H, W) uint8 with values below ``classes``.
+
+    Coding is slow (seconds for a hundred 384x512 maps) and an encoder measures the same maps many
+    times, so the last few results are remembered, keyed by the sha256 of the maps' bytes."""
     maps = np.asarray(maps)
     if maps.ndim != 3 or maps.dtype != np.uint8:
         raise StageError(f"class maps must be a uint8 array (count, height, width), got {maps.dtype} {maps.shape}")
     count, height, width = maps.shape
     check_args((height, width, classes))
+    key = (hashlib.sha256(np.ascontiguousarray(maps).data).hexdigest(), maps.shape, classes)
+    if key in _ENCODED:
+        _ENCODED.move_to_end(key)
+        return _ENCODED[key]
     if maps.size and int(maps.max()) >= classes:
         raise StageError(f"a class map holds class {int(maps.max())}, but classes is {classes}")
+    out = _encode(maps, classes)
+    _ENCODED[key] = out
+    while len(_ENCODED) > _REMEMBERED:
+        _ENCODED.popitem(last=False)
+    return out
+
+
+def _encode(maps: np.ndarray, classes: int) -> bytes:
+    count, height, width = maps.shape
     coder = _Coder(height, width, classes)
     encoder = coder.c.stream.queue.RangeEncoder()
     for i in range(count):
