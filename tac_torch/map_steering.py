@@ -6,7 +6,7 @@ then gets wrong sits on a class boundary, where the painted edge lands a pixel o
 the input map's boundary by a pixel there moves the painted edge, so each round:
 
     maps --renderer's second frame, linear camera path, SegNet--> margin loss, per-pixel errors
-      --d loss / d one-hot--> each boundary pixel's cheapest neighbouring class (first order)
+      --d loss / d one-hot--> each boundary pixel's cheapest class that 2 of its 4 neighbours hold
       --the ``flips`` most negative per map--> candidate maps --> their per-pixel errors
       --keep a flip where the errors in the (2r+1)^2 window around it fell--> maps
 
@@ -30,6 +30,8 @@ from tac_torch.losses import LossWeights, seg_margin_loss
 from tac_torch.mask_warp import MaskWarp
 from tac_torch.scorers import TorchScorers, seg_classes
 
+MIN_VOTES = 2                   # neighbours (of 4) that must hold the class a pixel may flip to
+
 
 @dataclass(frozen=True)
 class SteerResult:
@@ -52,19 +54,23 @@ def window_sum(a: np.ndarray, r: int) -> np.ndarray:
 
 
 def cheapest_flips(maps: np.ndarray, grad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per pixel of ``maps`` (B, H, W): the first-order loss change of its cheapest flip to a class one
-    of its 4 neighbours has (``grad`` (B, K, H, W) is d loss / d one-hot), and that class; +inf and
-    the pixel's own class where every neighbour shares it."""
+    """Per pixel of ``maps`` (B, H, W): the first-order loss change of its cheapest flip, and that
+    class (``grad`` (B, K, H, W) is d loss / d one-hot). A pixel may only take a class at least
+    ``MIN_VOTES`` of its 4 neighbours hold: a flip fills a notch of a boundary rather than growing a
+    spike out of a straight one, which the class-map coder would pay for. Elsewhere: +inf and the
+    pixel's own class."""
     own = maps.astype(np.int64)
     now = np.take_along_axis(grad, own[:, None], 1)[:, 0]
+    pad = np.pad(maps, ((0, 0), (1, 1), (1, 1)), mode="edge")
+    near = (pad[:, :-2, 1:-1], pad[:, 2:, 1:-1], pad[:, 1:-1, :-2], pad[:, 1:-1, 2:])
     cost = np.full(maps.shape, np.inf, np.float32)
     cls = maps.copy()
-    pad = np.pad(maps, ((0, 0), (1, 1), (1, 1)), mode="edge")
-    for near in (pad[:, :-2, 1:-1], pad[:, 2:, 1:-1], pad[:, 1:-1, :-2], pad[:, 1:-1, 2:]):
-        c = np.take_along_axis(grad, near[:, None].astype(np.int64), 1)[:, 0] - now
-        c = np.where(near != maps, c, np.inf)
+    for candidate in near:
+        votes = sum((other == candidate).astype(np.int8) for other in near)
+        c = np.take_along_axis(grad, candidate[:, None].astype(np.int64), 1)[:, 0] - now
+        c = np.where((candidate != maps) & (votes >= MIN_VOTES), c, np.inf)
         better = c < cost
-        cost, cls = np.where(better, c, cost), np.where(better, near, cls)
+        cost, cls = np.where(better, c, cost), np.where(better, candidate, cls)
     return cost, cls
 
 

@@ -23,21 +23,26 @@ def test_window_sum_matches_a_direct_sum():
         window_sum(a, -1)
 
 
-def test_cheapest_flips_offer_only_a_neighbours_class():
-    maps = np.zeros((1, 4, 6), np.uint8)
-    maps[0, :, 3:] = 2                                    # one vertical boundary between columns 2 and 3
-    grad = np.zeros((1, 3, 4, 6), np.float32)
+def test_cheapest_flips_fill_notches_with_a_class_two_neighbours_hold():
+    maps = np.zeros((1, 5, 6), np.uint8)
+    maps[0, 2:, 2:] = 2                                   # a block of class 2 in the lower right
+    grad = np.zeros((1, 3, 5, 6), np.float32)
     grad[0, 2] = -1.0                                     # class 2 is cheaper everywhere
     grad[0, 1] = -5.0                                     # class 1 cheaper still, but no neighbour has it
     cost, cls = cheapest_flips(maps, grad)
-    assert np.isinf(cost[0, :, [0, 1, 4, 5]]).all()       # interior pixels: every neighbour agrees
-    assert (cost[0, :, 2] == -1.0).all() and (cls[0, :, 2] == 2).all()
-    assert (cost[0, :, 3] == 1.0).all() and (cls[0, :, 3] == 0).all()
+    offered = np.isfinite(cost[0])
+    # only pixels with two class-2 neighbours may turn 2 (none here: the block's corner is convex) ...
+    assert not offered[maps[0] == 0].any()
+    # ... and the block's own pixels may turn 0 where two neighbours are 0: its outer corner only
+    assert offered.sum() == 1 and offered[2, 2] and cls[0, 2, 2] == 0 and cost[0, 2, 2] == 1.0
+    maps[0, 1, 3] = 2                                     # a notch at (2, 3)? no: a spike above the block
+    cost, cls = cheapest_flips(maps, grad)
+    assert np.isfinite(cost[0, 1, 2]) and cls[0, 1, 2] == 2 and cost[0, 1, 2] == -1.0   # the notch beside it fills
 
 
 class _Painter(torch.nn.Module):
     """A 'renderer' whose second frame is its class map painted in fixed colours, shifted one pixel
-    right: steering should learn to shift the maps back."""
+    right: steering should learn to shift the maps' (diagonal, so notched) boundaries back."""
 
     spec = {"classes": 2}
 
@@ -63,9 +68,8 @@ def test_steering_undoes_a_renderer_that_paints_a_pixel_off():
     from tac_torch.scorers import TorchScorers
 
     scorers = TorchScorers("stand-in", _Threshold(), torch.nn.Identity(), {"t": "0"}, False, "cpu")
-    target = np.zeros((2, 384, 512), np.uint8)
-    target[0, :, 200:] = 1
-    target[1, 100:, 300:] = 1
+    yy, xx = np.mgrid[0:384, 0:512]
+    target = np.stack([xx - yy > 60, xx + yy > 500]).astype(np.uint8)     # staircase boundaries
     net = _Painter()
     maps, res = steer_maps(net, target.copy(), target, scorers, rounds=3, flips=2000, window=2,
                            camera=(384, 512), show_progress=False)
