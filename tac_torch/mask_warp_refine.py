@@ -31,6 +31,7 @@ import torch
 from tac_core import contract
 from tac_core.architectures import output_bias as bias_sidecar
 from tac_core.architectures import pose_field as field_sidecar
+from tac_core.architectures.mask_warp import RENDER_BATCH
 from tac_core.archive.packaging import pack_zip
 from tac_core.errors import InputError
 from tac_core.files import atomic_output
@@ -244,8 +245,11 @@ def fit_field(m: MaskWarpModel, targets: Targets, scorers: TorchScorers, setting
     low = lowbit(start)
     net, maps, poses, bias = low.model.to(device), _maps(low, device), low.poses.to(device), low.output_bias
 
-    def render(batch: slice) -> torch.Tensor:
-        return add_output_bias(net(maps[batch], poses[batch]), None if bias is None else bias[batch].to(device))
+    def render(batch: slice) -> torch.Tensor:       # RENDER_BATCH pairs at a time, as an inflate renders them
+        start, stop, _ = batch.indices(len(poses))
+        parts = [net(maps[i:min(i + RENDER_BATCH, stop)], poses[i:min(i + RENDER_BATCH, stop)])
+                 for i in range(start, stop, RENDER_BATCH)]
+        return add_output_bias(torch.cat(parts), None if bias is None else bias[batch].to(device))
 
     codes, res = choose_pose_field(render, targets, scorers, settings,
                                    archive_bytes=lambda c: replace(start, pose_field=c).archive_bytes(),

@@ -38,9 +38,11 @@ MAX_CLASSES = 256               # class maps are stored as uint8
 FRAMES = 2
 RGB = 3
 GATED_RESIDUAL = RGB + 1        # the residual head's outputs: 3 residual channels and a gate
-# Frames of an archive are defined as rendered RENDER_BATCH pairs at a time from pair 0,
-# as for hnerv_pair: convolutions round differently for other batch sizes.
-RENDER_BATCH = 8
+# Frames of an archive are defined as rendered RENDER_BATCH pairs at a time from pair 0 (convolutions
+# round differently for other batch sizes): one, so that a pair's frames depend on its own codes
+# alone, and because on a CPU a batch of 8 costs twice as much per pair (the full-resolution
+# layers no longer fit the cache).
+RENDER_BATCH = 1
 
 MASK_WARP_DEFAULT: dict[str, int] = {
     "classes": 5, "pose_dim": 6, "coords": 1, "out_h": 384, "out_w": 512,
