@@ -22,9 +22,10 @@ score to the best classical score.
     .venv/bin/python benchmarks/rd.py --seeds 0 1 --seconds 10      # both renderers, the demo presets in full
 
 --quick is one 2 s clip, a 9-point ladder (AV1 bracketed around its best point) and mask_warp only,
-trained for QUICK_TAC_STEPS (400) steps of the demo preset's 1000: 7.5 minutes on 2 cores (the
-ladder about 1.5 minutes). Measured: mask_warp 1.021 (pose field included) against AV1 CRF 55 at
-0.45x, 1.386, a ratio of 0.74 (proxy; 2.123 before the pose field).
+trained for QUICK_TAC_STEPS (400) steps of the demo preset's 850 (one torch thread by default): 6
+minutes on 2 cores (the ladder about 1.5 minutes). Measured: mask_warp 0.859 (class-map steering
+and pose field included) against AV1 CRF 55 at 0.45x, 1.386, a ratio of 0.62 (proxy; 1.021 before
+steering, 2.123 before the pose field). On 20 pairs the int4 network's 18 KB is most of tac's bytes.
 A full run adds hnerv_pair and each preset's full training; the presets' comments give their times.
 """
 
@@ -195,7 +196,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, help="clip length (default 10; 2 with --quick)")
     parser.add_argument("--scorers", default="proxy", help="proxy (default), stand-in, or a folder of contest weights")
     parser.add_argument("--quick", action="store_true", help="one 2 s clip, a 9-point ladder, mask_warp at "
-                        f"{QUICK_TAC_STEPS} steps (about 7 minutes on 2 cores)")
+                        f"{QUICK_TAC_STEPS} steps (about 6 minutes on 2 cores)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--renderers", nargs="+", choices=RENDERERS,
                         help=f"tac's rows (default: both; {' '.join(QUICK_RENDERERS)} with --quick)")
