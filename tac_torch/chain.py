@@ -80,8 +80,9 @@ def round_trip_matrix(rendered: int, camera: int, model: int) -> torch.Tensor:
 
 
 def linear_round_trip(frames: torch.Tensor, camera: tuple[int, int] = contract.CAMERA_HW) -> torch.Tensor:
-    """Rendered pairs ``(B,2,3,h,w)`` at the scorers' input size ``(B,2,3,384,512)`` by the linear
-    path: the camera round trip without its clamp and rounding (differentiable)."""
+    """Rendered frames ``(..., h, w)`` (pairs ``(B,2,3,h,w)``, say) at the scorers' input size
+    ``(..., 384, 512)`` by the linear path: the camera round trip without its clamp and rounding
+    (differentiable)."""
     h, w = frames.shape[-2:]
     a_h = round_trip_matrix(h, camera[0], contract.MODEL_INPUT_HW[0]).to(frames.device)
     a_w = round_trip_matrix(w, camera[1], contract.MODEL_INPUT_HW[1]).to(frames.device)

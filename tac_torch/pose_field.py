@@ -20,14 +20,13 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from tac_core import contract
 from tac_core.architectures import pose_field
 from tac_core.errors import InputError
 from tac_core.progress import progress
 from tac_torch import preprocess
-from tac_torch.chain import Targets
+from tac_torch.chain import Targets, linear_round_trip
 from tac_torch.frames import add_pose_field, camera_pairs_uint8, upsampled_pose_field
 from tac_torch.scorers import TorchScorers, channels_last_copy
 
@@ -76,11 +75,7 @@ def response_map(render_hw: tuple[int, int], camera: tuple[int, int] = contract.
     (channel-major, as the codes flatten). Linear: the clamps and the rounding are left out."""
     k = pose_field.CHANNELS * pose_field.GRID[0] * pose_field.GRID[1]
     unit = torch.eye(k, device=device).view(k, pose_field.CHANNELS, *pose_field.GRID)
-    x = upsampled_pose_field(unit, render_hw)
-    if tuple(x.shape[-2:]) != tuple(camera):
-        x = F.interpolate(x, size=tuple(camera), mode="bicubic", align_corners=False)
-    x = F.interpolate(x, size=contract.MODEL_INPUT_HW, mode="bilinear", align_corners=False)
-    return preprocess.yuv6_linear(x)
+    return preprocess.yuv6_linear(linear_round_trip(upsampled_pose_field(unit, render_hw), camera))
 
 
 def _exact_pose(scorers: TorchScorers, pairs_uint8: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
