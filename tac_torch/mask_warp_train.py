@@ -20,7 +20,7 @@ import dataclasses
 import hashlib
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -38,7 +38,7 @@ from tac_torch.mask_warp import MaskWarp, make_spec, resize_class_maps
 from tac_torch.pose_field import FieldSettings
 from tac_torch.mask_warp_export import POSE_SPEC, WEIGHT_KINDS, archive_specs, export_submission
 from tac_torch.quant import fake_quantized_params, quantize_values
-from tac_torch.recipe import Refine, check_fields, known_keys, read_toml
+from tac_torch.recipe import Refine, check_fields, known_keys, read_toml, training_fields
 from tac_torch.train import load_frames, sampled_pairs, targets_digest
 
 PRESETS = ("demo", "contest")
@@ -175,12 +175,7 @@ class MaskWarpConfig:
     def as_dict(self) -> dict[str, Any]:
         """The training part (what checkpoints must match): none of the tables after training. An
         exact camera path is left out, so runs from before the key existed keep their fingerprint."""
-        d = asdict(self)
-        for key in ("source", *AFTER_TRAINING):
-            d.pop(key)
-        if d["camera_path"] == "exact":
-            d.pop("camera_path")
-        return d
+        return training_fields(self, AFTER_TRAINING)
 
     def fingerprint(self) -> str:
         """sha256 of the canonical JSON of everything but ``source``."""

@@ -180,11 +180,7 @@ class Recipe:
     def as_dict(self) -> dict[str, Any]:
         """The training part of the recipe (what checkpoints must match): no ``[tto]``, ``[sidecar]``
         or ``[pose_field]``."""
-        d = asdict(self)
-        for key in ("source", *AFTER_TRAINING):
-            d.pop(key)
-        if d["camera_path"] == "exact":      # left out, so earlier runs keep their fingerprint
-            d.pop("camera_path")
+        d = training_fields(self, AFTER_TRAINING)
         d["stages"] = [asdict(s) for s in self.stages]
         return d
 
@@ -206,6 +202,18 @@ _RANGES = {  # name: (low, high, low inclusive)
     "max_epochs": (0, None, True), "min_gain": (0, None, True), "lr": (0, None, False),
     "inner_steps": (1, None, True),
 }
+
+
+def training_fields(config, after_training: tuple[str, ...]) -> dict[str, Any]:
+    """A training config's fields as a dict, without ``source`` and the tables ``after_training``
+    (what checkpoints must match). An exact camera path is left out, so that runs from before the
+    ``camera_path`` key existed keep their fingerprint."""
+    d = asdict(config)
+    for key in ("source", *after_training):
+        d.pop(key)
+    if d.get("camera_path") == "exact":
+        d.pop("camera_path")
+    return d
 
 
 def check_fields(obj, where: str, source: str, skip: tuple[str, ...] = ()) -> None:
