@@ -146,6 +146,33 @@ class Targets:
         return (torch.as_tensor(np.ascontiguousarray(self.seg[index]), device=device).long(),
                 torch.as_tensor(np.ascontiguousarray(self.pose[index]), device=device))
 
+    def to(self, device: str | torch.device) -> "TargetTensors":
+        """Every pair's targets as tensors on ``device``, copied once, for training steps that
+        take their batches there (a copy from the host each step would make a GPU wait)."""
+        return TargetTensors(torch.from_numpy(np.array(self.seg, dtype=np.uint8)).to(device),
+                             torch.from_numpy(np.array(self.pose, dtype=np.float32)).to(device))
+
+
+@dataclass
+class TargetTensors:
+    """``Targets`` held as tensors on one device."""
+
+    seg: torch.Tensor             # (P, 384, 512) uint8
+    pose: torch.Tensor            # (P, 12) float32
+
+    def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(seg int64, pose float32) of the pairs at ``index`` (an index tensor on any device)."""
+        index = to_device(index, self.seg.device)
+        return self.seg[index].long(), self.pose[index]
+
+
+def to_device(t: torch.Tensor, device: str | torch.device) -> torch.Tensor:
+    """``t`` on ``device``; a CPU tensor goes to a GPU through pinned memory without waiting."""
+    device = torch.device(device)
+    if device.type != "cuda" or t.device.type != "cpu":
+        return t.to(device)
+    return t.pin_memory().to(device, non_blocking=True)
+
 
 def as_pairs(frames: np.ndarray) -> np.ndarray:
     """uint8 frames ``(N,H,W,3)`` or pairs ``(P,2,H,W,3)`` as the contest's pairs, without copying.

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from tac_core import contract
 from tac_core.archive import QuantSpec
 from tac_core.errors import InputError
-from tac_torch.quant import scale_and_zero
+from tac_torch.quant import as_rows, row_layout, row_scales, scale_and_zero
 from tac_torch.scorers import seg_classes
 
 _MIN_MASS = 1e-9                # floor of a code's probability: at most ~30 bits per element
@@ -95,32 +95,58 @@ def pose_mse(pose: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def pose_term(pose: torch.Tensor, target: torch.Tensor, eps: float = 1e-12,
-              reference: float | None = None) -> torch.Tensor:
+              reference: float | torch.Tensor | None = None) -> torch.Tensor:
     """``sqrt(10 * MSE)`` as in the score (MSE floored at ``eps`` so the gradient stays finite).
 
     With ``reference``, an estimate of the MSE over the whole clip, it is the tangent of that
     sqrt at ``reference`` instead: the same value there, and a gradient that weighs every
     pair's squared error alike, as the score's sqrt of the clip's mean does. (The sqrt of one
-    small batch's MSE pushes hardest on pairs that are already close.)
+    small batch's MSE pushes hardest on pairs that are already close.) A tensor ``reference``
+    (``RunningMean`` on a GPU) stays on the device.
     """
     mse = pose_mse(pose, target)
     if reference is None:
         return torch.sqrt(contract.POSE_WEIGHT_INSIDE_SQRT * mse.clamp_min(eps))
-    ref = max(float(reference), eps)
-    root = math.sqrt(contract.POSE_WEIGHT_INSIDE_SQRT * ref)
+    if isinstance(reference, torch.Tensor):                 # not yet finite: this batch's own MSE
+        ref = reference.detach().float()
+        ref = torch.where(torch.isfinite(ref), ref, mse.detach()).clamp_min(eps)
+        root = torch.sqrt(contract.POSE_WEIGHT_INSIDE_SQRT * ref)
+    else:
+        ref = max(float(reference), eps)
+        root = math.sqrt(contract.POSE_WEIGHT_INSIDE_SQRT * ref)
     return root + contract.POSE_WEIGHT_INSIDE_SQRT * (mse - ref) / (2 * root)
 
 
 class RunningMean:
-    """An exponential moving average of a training statistic (``value`` None until the first update)."""
+    """An exponential moving average of a training statistic (``value`` None until the first update).
 
-    def __init__(self, decay: float = 0.95, value: float | None = None):
+    Updated with a GPU tensor (or started from a tensor ``value``), ``value`` is a tensor on
+    that device, so that a training step need not wait for the GPU to read it back; otherwise
+    it is a float. Non-finite updates are skipped either way."""
+
+    def __init__(self, decay: float = 0.95, value: float | torch.Tensor | None = None):
         self.decay, self.value = decay, value
 
-    def update(self, x: float) -> None:
+    def update(self, x: float | torch.Tensor) -> None:
+        if isinstance(x, torch.Tensor) and (x.device.type != "cpu" or isinstance(self.value, torch.Tensor)):
+            x = x.detach().float()
+            if self.value is None:
+                self.value = x.clone()
+                return
+            prev = torch.as_tensor(self.value, dtype=torch.float32, device=x.device)
+            mean = torch.where(torch.isfinite(prev), self.decay * prev + (1 - self.decay) * x, x)
+            self.value = torch.where(torch.isfinite(x), mean, prev)
+            return
         x = float(x)
         if math.isfinite(x):
-            self.value = x if self.value is None else self.decay * self.value + (1 - self.decay) * x
+            self.value = x if self.value is None else self.decay * float(self.value) + (1 - self.decay) * x
+
+    def as_float(self) -> float | None:
+        """``value`` as a float (None before the first finite update); reads a GPU value back."""
+        if self.value is None:
+            return None
+        v = float(self.value)
+        return v if math.isfinite(v) else None
 
 
 def _laplace_cdf(u: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -144,26 +170,59 @@ def tensor_bits(x: torch.Tensor, spec: QuantSpec) -> torch.Tensor:
 
 
 def rate_bits(params: Mapping[str, torch.Tensor], specs: Mapping[str, QuantSpec]) -> torch.Tensor:
-    """Estimated bits of every tensor in ``specs`` (weights and latents alike)."""
+    """Estimated bits of every tensor in ``specs`` (weights and latents alike): the sum of
+    ``tensor_bits``, computed for all tensors of one integer quantizer at once (a few dozen
+    operations in all, not a few dozen per tensor, and nothing read back from a GPU)."""
     missing = sorted(set(specs) - set(params))
     if missing:
         raise InputError(f"rate specs name tensors that were not given: {', '.join(missing[:4])}")
     if not specs:
         raise InputError("the rate term needs at least one tensor and its QuantSpec")
-    return torch.stack([tensor_bits(params[name], spec) for name, spec in specs.items()]).sum()
+    fixed, groups = 0.0, {}
+    for name, spec in specs.items():
+        x = params[name]
+        if spec.kind == "raw":
+            fixed += x.numel() * x.element_size() * 8
+        elif spec.kind == "fp16":
+            fixed += x.numel() * 16
+        elif x.numel():
+            groups.setdefault((spec.kind, spec.axis), []).append(x)
+    total = next(iter(params.values())).new_zeros((), dtype=torch.float32) + fixed   # no copy to a GPU
+    for (kind, axis), xs in groups.items():
+        total = total + _group_bits(xs, kind, axis)
+    return total
+
+
+def _group_bits(xs: list[torch.Tensor], kind: str, axis: int | None) -> torch.Tensor:
+    """``sum(tensor_bits(x, QuantSpec(kind, axis)) for x in xs)`` for non-empty tensors, at once."""
+    rows = [as_rows(x.float(), axis) for x in xs]
+    layout = row_layout(tuple(tuple(r.shape) for r in rows), xs[0].device)
+    flat = torch.cat([r.reshape(-1) for r in rows])
+    s, _ = row_scales(flat.detach(), layout, kind, checked=False)
+    y = flat / torch.where(s > 0, s, torch.ones_like(s))[layout.row_of]     # codes, continuous; scale fixed
+    with torch.no_grad():                        # each tensor's lower median and mean distance to it
+        yd, tensor_of, sizes = y.detach(), layout.tensor_of, layout.sizes
+        by_value = torch.argsort(yd)
+        grouped = by_value[torch.argsort(tensor_of[by_value], stable=True)]
+        centre = yd[grouped[torch.cumsum(sizes, 0) - sizes + (sizes - 1) // 2]]
+        spread = torch.zeros_like(centre).index_add_(0, tensor_of, (yd - centre[tensor_of]).abs())
+        b = (spread / sizes).clamp_min(_MIN_LAPLACE_B)[tensor_of]
+    u = y - centre[tensor_of]
+    mass = _laplace_cdf(u + 0.5, b) - _laplace_cdf(u - 0.5, b)
+    return -torch.log2(mass.clamp_min(_MIN_MASS)).sum()
 
 
 def score_loss(pose: torch.Tensor, seg_logits: torch.Tensor, pose_target: torch.Tensor,
                seg_target: torch.Tensor, *, params: Mapping[str, torch.Tensor] | None = None,
                specs: Mapping[str, QuantSpec] | None = None, weights: LossWeights = LossWeights(),
                original_bytes: int = contract.CONTEST_VIDEO_BYTES, overhead_bytes: int = 0,
-               pose_reference: float | None = None) -> dict[str, torch.Tensor]:
+               pose_reference: float | torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """The training loss and its parts.
 
     Keys: ``loss`` (what to minimise), ``seg``, ``pose``, ``rate`` (its weighted
-    terms), and, without gradients, ``seg_disagreement``, ``pose_mse``,
-    ``bytes`` (estimated archive bytes: coded tensors + ``overhead_bytes``) and
-    ``score_estimate`` (the score those three would give). Without ``specs``
+    terms), and, without gradients, ``seg_disagreement``, ``pose_mse`` and
+    ``bytes`` (estimated archive bytes: coded tensors + ``overhead_bytes``), all
+    tensors (nothing is read back from a GPU here). Without ``specs``
     the rate term is 0 and ``bytes`` is ``overhead_bytes``. ``pose_reference``
     linearises the pose term (``pose_term``).
     """
@@ -176,13 +235,11 @@ def score_loss(pose: torch.Tensor, seg_logits: torch.Tensor, pose_target: torch.
             raise InputError("the rate term needs the tensors its specs name (params)")
         nbytes = rate_bits(params, specs) / 8 + overhead_bytes
     else:
-        nbytes = pose.new_tensor(float(overhead_bytes))
+        nbytes = pose.new_zeros((), dtype=torch.float32) + float(overhead_bytes)
     rate = weights.rate * nbytes / original_bytes
     loss = seg + weights.pose * pose_sqrt + rate
     with torch.no_grad():
         disagree = seg_disagreement(seg_logits, seg_target)
         mse = pose_mse(pose, pose_target)
-        estimate = contract.score(float(disagree), float(mse), float(nbytes) / original_bytes)
     return {"loss": loss, "seg": seg, "pose": weights.pose * pose_sqrt, "rate": rate,
-            "seg_disagreement": disagree, "pose_mse": mse.detach(), "bytes": nbytes.detach(),
-            "score_estimate": torch.tensor(estimate if math.isfinite(estimate) else float("nan"))}
+            "seg_disagreement": disagree, "pose_mse": mse.detach(), "bytes": nbytes.detach()}

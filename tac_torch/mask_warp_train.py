@@ -32,14 +32,14 @@ from tac_core.errors import InputError
 from tac_core.progress import progress
 from tac_torch import checkpoint as ckpt
 from tac_torch.archive_io import pairs_for
-from tac_torch.chain import ContestChain, Targets, pair_targets
+from tac_torch.chain import ContestChain, Targets, pair_targets, to_device
 from tac_torch.losses import LossWeights, RunningMean, score_loss
 from tac_torch.mask_warp import MaskWarp, make_spec, resize_class_maps
 from tac_torch.pose_field import FieldSettings
 from tac_torch.mask_warp_export import POSE_SPEC, WEIGHT_KINDS, archive_specs, export_submission
 from tac_torch.quant import fake_quantized_params, quantize_values
 from tac_torch.recipe import Refine, check_fields, known_keys, read_toml, training_fields
-from tac_torch.train import load_frames, sampled_pairs, targets_digest
+from tac_torch.train import SHOW_EVERY, load_frames, sampled_pairs, targets_digest
 
 PRESETS = ("demo", "contest")
 AFTER_TRAINING = ("maps", "tto", "finetune", "sidecar", "pose_field")   # tables outside the training fingerprint
@@ -267,6 +267,7 @@ class MaskWarpTrainer:
             if self.frames // 2 != len(targets):
                 raise InputError(f"{self.frames} frames make {self.frames // 2} pairs; the targets have {len(targets)}")
         self.targets, self.data_key = targets, targets_digest(targets)
+        self.target_tensors = targets.to(device)
         self.n_pairs = len(targets)
         self.batch = min(config.batch_pairs, self.n_pairs)
         self.spec = config.renderer_spec()
@@ -286,7 +287,7 @@ class MaskWarpTrainer:
         return {"recipe_fingerprint": self.config.fingerprint(), "recipe_name": self.config.name,
                 "config": json.dumps(self.config.as_dict(), sort_keys=True), "data_key": self.data_key,
                 "network": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
-                "adam": self.optimizer.state_dict(), "rng": ckpt.rng_state(), "pose_mse": self.pose_mse.value}
+                "adam": self.optimizer.state_dict(), "rng": ckpt.rng_state(), "pose_mse": self.pose_mse.as_float()}
 
     def restore(self, path: Path) -> None:
         """Continue from the checkpoint at ``path`` (``CheckpointError`` when it does not fit)."""
@@ -309,10 +310,10 @@ class MaskWarpTrainer:
         """The loss parts on pairs ``index`` (weights fake-quantised when ``qat``)."""
         weights = self.config.loss_weights()
         params = fake_quantized_params(self.net, self.specs) if qat else dict(self.net.named_parameters())
-        idx = index.to(self.device)
+        idx = to_device(index, self.device)
         rendered = torch.func.functional_call(self.net, params, (self.maps_t[idx], self.poses_q[idx]))
         out = self.chain(rendered)
-        seg_t, pose_t = self.targets.batch(index.numpy(), self.device)
+        seg_t, pose_t = self.target_tensors.batch(idx)
         rate = weights.rate > 0
         return score_loss(out.pose, out.seg_logits, pose_t, seg_t, weights=weights,
                           params=dict(self.net.named_parameters()) if rate else None,
@@ -321,6 +322,11 @@ class MaskWarpTrainer:
 
     def train_step(self) -> dict[str, float]:
         """One Adam step at ``self.step``; returns the loss parts as floats."""
+        return {k: float(v) for k, v in self._step().items()}
+
+    def _step(self) -> dict[str, torch.Tensor]:
+        """One Adam step at ``self.step``; the loss parts stay tensors (on a GPU, reading them
+        back would make every step wait for the last)."""
         qat, lr = self.config.phase_at(self.step)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
@@ -331,7 +337,7 @@ class MaskWarpTrainer:
         self.optimizer.step()
         self.pose_mse.update(parts["pose_mse"])
         self.step += 1
-        return {k: float(v.detach()) for k, v in parts.items()}
+        return {k: v.detach() for k, v in parts.items()}
 
     def run(self, *, resume: bool = False, stop_after: int | None = None) -> MaskWarpResult:
         """Train to the end (or until ``stop_after`` steps in all), checkpointing as it goes."""
@@ -348,9 +354,11 @@ class MaskWarpTrainer:
         try:
             while self.step < end:
                 qat = self.config.phase_at(self.step)[0]
-                parts = self.train_step()
-                bar.set_postfix(phase="qat" if qat else "float", loss=f"{parts['loss']:.4g}",
-                                seg=f"{parts['seg']:.3g}", pose=f"{parts['pose']:.3g}", refresh=False)
+                parts = self._step()
+                if self.step % SHOW_EVERY == 0:
+                    bar.set_postfix(phase="qat" if qat else "float", loss=f"{float(parts['loss']):.4g}",
+                                    seg=f"{float(parts['seg']):.3g}", pose=f"{float(parts['pose']):.3g}",
+                                    refresh=False)
                 bar.update(1)
                 if self.step in phase_ends or self.step % self.config.checkpoint_every == 0 or self.step == end:
                     saved = ckpt.save_checkpoint(self.out_dir, self.step, self.state())

@@ -11,6 +11,8 @@ these values is, after export, the network the inflate runtime rebuilds.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Mapping
 
 import torch
@@ -18,16 +20,19 @@ from torch import nn
 
 from tac_core.archive import QuantSpec, QuantizationError
 
-_INT = {"int8_sym": (127, True), "int8_asym": (255, False), "int4_sym": (7, True), "int4_asym": (15, False)}
-SUPPORTED = (*_INT, "fp16")
+# an integer quantizer: its largest code and whether it is symmetric (no zero point)
+INT_RANGE = {"int8_sym": (127, True), "int8_asym": (255, False), "int4_sym": (7, True), "int4_asym": (15, False)}
+SUPPORTED = (*INT_RANGE, "fp16")
 
 
-def up16(v: torch.Tensor) -> torch.Tensor:
-    """The smallest float16 >= each non-negative float32 value, widened back to float32."""
+def up16(v: torch.Tensor, checked: bool = True) -> torch.Tensor:
+    """The smallest float16 >= each non-negative float32 value, widened back to float32.
+    ``checked`` refuses a value beyond float16's range (reading the flag back waits for a GPU);
+    unchecked, such a value becomes inf."""
     h = v.to(torch.float16)
     bits = h.view(torch.int16)
     bumped = torch.where(h.float() < v, bits + 1, bits).view(torch.float16)   # next float16 up
-    if not bool(torch.isfinite(bumped).all()):
+    if checked and not bool(torch.isfinite(bumped).all()):
         raise QuantizationError("a scale overflows float16 (values above ~8e6 for int8); "
                                 "rescale the tensor or store it raw")
     return bumped.float()
@@ -48,38 +53,47 @@ def _reduce(x: torch.Tensor, axis: int | None, fn) -> torch.Tensor:
 
 
 @torch.no_grad()
-def scale_and_zero(x: torch.Tensor, spec: QuantSpec) -> tuple[torch.Tensor, torch.Tensor]:
-    """The integer quantizer's float32 scales and zero points, shaped to broadcast against ``x``."""
-    if spec.kind not in _INT:
-        raise QuantizationError(f"{spec.kind!r} has no integer scale; use one of {', '.join(_INT)}")
+def scale_and_zero(x: torch.Tensor, spec: QuantSpec, checked: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """The integer quantizer's float32 scales and zero points, shaped to broadcast against ``x``
+    (``checked``: see ``up16``)."""
+    if spec.kind not in INT_RANGE:
+        raise QuantizationError(f"{spec.kind!r} has no integer scale; use one of {', '.join(INT_RANGE)}")
     x = x.detach().float()
-    qmax, symmetric = _INT[spec.kind]
+    qmax, symmetric = INT_RANGE[spec.kind]
     q32 = torch.tensor(float(qmax), dtype=torch.float32)
     if symmetric:
-        s = up16(_reduce(x.abs(), spec.axis, torch.max) / q32)
+        s = up16(_reduce(x.abs(), spec.axis, torch.max) / q32, checked)
         return s, torch.zeros_like(s)
     lo = torch.clamp(_reduce(x, spec.axis, torch.min), max=0.0)
     hi = torch.clamp(_reduce(x, spec.axis, torch.max), min=0.0)
-    s = up16((hi - lo) / q32)
+    s = up16((hi - lo) / q32, checked)
     safe = torch.where(s > 0, s, torch.ones_like(s))
     return s, torch.where(s > 0, torch.round(-lo / safe).clamp(0, qmax), torch.zeros_like(s))
 
 
 @torch.no_grad()
-def quantize_values(x: torch.Tensor, spec: QuantSpec) -> torch.Tensor:
-    """``dequantize(quantize(x, spec))`` in torch: the float32 values the archive will hold."""
+def quantize_values(x: torch.Tensor, spec: QuantSpec, checked: bool = True) -> torch.Tensor:
+    """``dequantize(quantize(x, spec))`` in torch: the float32 values the archive will hold.
+    ``checked`` refuses non-finite inputs and scales; unchecked (training's fake quantisation
+    on a GPU, where each check would stall a step) they pass through as non-finite values."""
     if spec.kind not in SUPPORTED:
         raise QuantizationError(f"no fake quantiser for {spec.kind!r}; torch has {', '.join(SUPPORTED)}")
     x = x.detach().float()
-    if not bool(torch.isfinite(x).all()):
+    if checked and not bool(torch.isfinite(x).all()):
         raise QuantizationError("tensor has NaN or infinite values; quantisers need finite inputs")
     if spec.kind == "fp16":
         h = x.to(torch.float16)
-        if not bool(torch.isfinite(h).all()):
+        if checked and not bool(torch.isfinite(h).all()):
             raise QuantizationError("tensor has values beyond float16's range (65504)")
         return h.float()
-    qmax, symmetric = _INT[spec.kind]
-    s, z = scale_and_zero(x, spec)
+    s, z = scale_and_zero(x, spec, checked)
+    return _dequantized(x, s, z, spec.kind)
+
+
+def _dequantized(x: torch.Tensor, s: torch.Tensor, z: torch.Tensor, kind: str) -> torch.Tensor:
+    """``x`` rounded to the integer codes of scales ``s`` and zero points ``z`` (broadcast
+    against it) and back to float32."""
+    qmax, symmetric = INT_RANGE[kind]
     safe = torch.where(s > 0, s, torch.ones_like(s))
     if symmetric:
         q = torch.where(s > 0, torch.round(x / safe), torch.zeros_like(x)).clamp(-qmax, qmax)
@@ -92,8 +106,8 @@ class _StraightThrough(torch.autograd.Function):
     """Forward: the quantised values; backward: the incoming gradient unchanged."""
 
     @staticmethod
-    def forward(ctx, x, spec):
-        return quantize_values(x, spec).to(x.dtype)
+    def forward(ctx, x, spec):          # checked on a CPU, where the checks cost nothing
+        return quantize_values(x, spec, checked=x.device.type == "cpu").to(x.dtype)
 
     @staticmethod
     def backward(ctx, grad):
@@ -126,10 +140,107 @@ def fake_quantized_params(module: nn.Module, specs: Mapping[str, QuantSpec]) -> 
     """The module's parameters, each fake-quantised by its spec (unlisted ones unchanged).
 
     Use with ``torch.func.functional_call(module, params, args)`` to run the
-    network on its quantised weights while the float weights keep training.
+    network on its quantised weights while the float weights keep training. The
+    tensors of one quantizer are quantised together: ``fake_quantize``'s values, in a
+    few operations for all of them.
     """
     names = dict(module.named_parameters())
     unknown = sorted(set(specs) - set(names))
     if unknown:
         raise QuantizationError(f"quantizer specs name parameters the module lacks: {', '.join(unknown[:4])}")
-    return {n: fake_quantize(p, specs[n]) if n in specs else p for n, p in names.items()}
+    out = dict(names)
+    groups: dict[tuple[str, int | None], list[str]] = {}
+    for name, spec in specs.items():
+        if not isinstance(spec, QuantSpec):
+            raise QuantizationError(f"spec must be a tac_core.archive.QuantSpec, got {type(spec).__name__}")
+        if spec.kind != "raw" and names[name].numel():
+            groups.setdefault((spec.kind, spec.axis), []).append(name)
+    for (kind, axis), group in groups.items():
+        out.update(zip(group, _GroupStraightThrough.apply(kind, axis, *(names[n] for n in group))))
+    return out
+
+
+# --- the tensors of one quantizer together -------------------------------------------
+
+@dataclass(frozen=True)
+class RowLayout:
+    """Tensors cut into rows (one per scale) and concatenated: each element's row and tensor."""
+
+    row_of: torch.Tensor        # (elements,) int64
+    tensor_of: torch.Tensor     # (elements,) int64
+    sizes: torch.Tensor         # (tensors,) int64: elements per tensor
+    rows: int
+
+
+def as_rows(x: torch.Tensor, axis: int | None) -> torch.Tensor:
+    """``x`` as ``(scales, elements per scale)``: a row per channel along ``axis``, or one row."""
+    if axis is None:
+        return x.reshape(1, -1)
+    if not 0 <= axis < x.dim():
+        raise QuantizationError(f"scale axis {axis} is out of range for shape {tuple(x.shape)}")
+    return x.movedim(axis, 0).reshape(x.shape[axis], -1)
+
+
+@lru_cache(maxsize=32)
+def row_layout(shapes: tuple[tuple[int, int], ...], device: torch.device) -> RowLayout:
+    """The ``RowLayout`` on ``device`` of tensors whose ``as_rows`` shapes are ``shapes``."""
+    rows = torch.tensor([r for r, _ in shapes], dtype=torch.int64)
+    cols = torch.tensor([c for _, c in shapes], dtype=torch.int64)
+    n_rows = int(rows.sum())
+    row_of = torch.repeat_interleave(torch.arange(n_rows), cols.repeat_interleave(rows))
+    tensor_of = torch.repeat_interleave(torch.arange(len(shapes)), rows * cols)
+    return RowLayout(row_of.to(device), tensor_of.to(device), (rows * cols).to(device), n_rows)
+
+
+@torch.no_grad()
+def row_scales(flat: torch.Tensor, layout: RowLayout, kind: str,
+               checked: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-row scales and zero points of ``flat`` (rows concatenated as ``layout`` says): for each
+    row, what ``scale_and_zero`` gives."""
+    qmax, symmetric = INT_RANGE[kind]
+    q32 = torch.tensor(float(qmax), dtype=torch.float32)
+    zeros = flat.new_zeros(layout.rows)           # reduced with zero included: lo <= 0 <= hi
+    if symmetric:
+        s = up16(zeros.scatter_reduce(0, layout.row_of, flat.abs(), "amax") / q32, checked)
+        return s, torch.zeros_like(s)
+    lo = zeros.scatter_reduce(0, layout.row_of, flat, "amin")
+    hi = zeros.scatter_reduce(0, layout.row_of, flat, "amax")
+    s = up16((hi - lo) / q32, checked)
+    safe = torch.where(s > 0, s, torch.ones_like(s))
+    return s, torch.where(s > 0, torch.round(-lo / safe).clamp(0, qmax), torch.zeros_like(s))
+
+
+class _GroupStraightThrough(torch.autograd.Function):
+    """Forward: tensors of one quantizer ``(kind, axis)`` quantised together, checked on a CPU
+    as ``fake_quantize`` is; backward: the incoming gradients unchanged."""
+
+    @staticmethod
+    def forward(ctx, kind, axis, *xs):
+        rows = [as_rows(x.detach().float(), axis) for x in xs]
+        flat = torch.cat([r.reshape(-1) for r in rows])
+        checked = flat.device.type == "cpu"
+        if checked and not bool(torch.isfinite(flat).all()):
+            raise QuantizationError("tensor has NaN or infinite values; quantisers need finite inputs")
+        if kind == "fp16":
+            h = flat.to(torch.float16)
+            if checked and not bool(torch.isfinite(h).all()):
+                raise QuantizationError("tensor has values beyond float16's range (65504)")
+            q = h.float()
+        elif kind in INT_RANGE:
+            layout = row_layout(tuple(tuple(r.shape) for r in rows), flat.device)
+            s, z = row_scales(flat, layout, kind, checked)
+            q = _dequantized(flat, s[layout.row_of], z[layout.row_of], kind)
+        else:
+            raise QuantizationError(f"no fake quantiser for {kind!r}; torch has {', '.join(SUPPORTED)}")
+        out = []
+        for x, part in zip(xs, torch.split(q, [r.numel() for r in rows])):
+            if axis is not None:
+                moved = list(x.shape)
+                moved.insert(0, moved.pop(axis))
+                part = part.reshape(moved).movedim(0, axis)
+            out.append(part.reshape(x.shape).to(x.dtype))
+        return tuple(out)
+
+    @staticmethod
+    def backward(ctx, *grads):
+        return (None, None, *grads)

@@ -32,7 +32,7 @@ from tac_core import contract
 from tac_core.errors import InputError
 from tac_core.progress import progress
 from tac_torch import checkpoint as ckpt
-from tac_torch.chain import ContestChain, Targets, pair_targets
+from tac_torch.chain import ContestChain, Targets, pair_targets, to_device
 from tac_torch.export import LATENT_SPEC, archive_specs, save_model_file
 from tac_torch.losses import RunningMean, rate_bits, score_loss
 from tac_torch.quant import fake_quantize, fake_quantized_params, quantize_values, weight_specs
@@ -146,6 +146,9 @@ def archive_score_fn(spec: Mapping[str, int], targets: Targets, scorers: TorchSc
     return score
 
 
+SHOW_EVERY = 10          # training progress bars show the loss parts every this many steps
+
+
 def sampled_pairs(seed: int, step: int, n_pairs: int, batch: int) -> torch.Tensor:
     """The pairs trained at ``step``: a prefix of a permutation seeded by (seed, step) only, so a
     resumed run samples what an uninterrupted one would."""
@@ -221,6 +224,7 @@ class Trainer:
             self.frames = 2 * len(targets)
             self.pixel_targets = None
         self.targets, self.data_key = targets, targets_digest(targets)
+        self.target_tensors = targets.to(device)
         self.n_pairs = len(targets)
         n = min(recipe.batch_pairs, self.n_pairs)
         self.batch = n - n % self.world.size
@@ -272,7 +276,7 @@ class Trainer:
                 "recipe": json.dumps(self.recipe.as_dict(), sort_keys=True), "data_key": self.data_key,
                 "decoder": cpu(self.net.state_dict()), "latents": self.latents.detach().cpu(),
                 "ema": cpu(self.ema), "adamw": self.adamw.state_dict(), "muon": self.muon.state_dict(),
-                "rng": ckpt.rng_state(), "pose_mse": self.pose_mse.value,
+                "rng": ckpt.rng_state(), "pose_mse": self.pose_mse.as_float(),
                 "candidates": {c.name: {"decoder": c.decoder, "latents": c.latents}
                                for c in self.candidates.values()}}
 
@@ -305,22 +309,22 @@ class Trainer:
         weights = stage.loss_weights()
         if stage.qat:
             params = fake_quantized_params(self.net, self.specs)
-            latents = fake_quantize(self.latents, LATENT_SPEC)[index.to(self.device)]
+            latents = fake_quantize(self.latents, LATENT_SPEC)[to_device(index, self.device)]
         else:
             params = dict(self.net.named_parameters())
-            latents = self.latents[index.to(self.device)]
+            latents = self.latents[to_device(index, self.device)]
         rendered = torch.func.functional_call(self.net, params, (latents,))
         pixel = None
         if stage.pixel > 0:
             if self.pixel_targets is None:
                 raise InputError(f"stage {stage.name!r} has a pixel loss, which needs the clip's frames")
-            target = self.pixel_targets[index].to(self.device).float()
+            target = to_device(self.pixel_targets[index], self.device).float()
             pixel = stage.pixel * ((rendered - target) / 255.0).pow(2).mean()
             if stage.seg == 0 and stage.pose == 0:        # a pure warm-up: no scorer pass at all
                 zero = pixel.detach() * 0
                 return {"loss": pixel, "pixel": pixel, "seg": zero, "pose": zero, "rate": zero}
         out = self.chain(rendered)
-        seg_t, pose_t = self.targets.batch(index.numpy(), self.device)
+        seg_t, pose_t = self.target_tensors.batch(index)
         rate = weights.rate > 0
         parts = score_loss(out.pose, out.seg_logits, pose_t, seg_t, weights=weights,
                            params={**dict(self.net.named_parameters()), LATENTS: self.latents} if rate else None,
@@ -348,6 +352,11 @@ class Trainer:
 
     def train_step(self) -> dict[str, float]:
         """One optimiser step at ``self.step``; returns the loss parts as floats."""
+        return {k: float(v) for k, v in self._step().items()}
+
+    def _step(self) -> dict[str, torch.Tensor]:
+        """One optimiser step at ``self.step``; the loss parts stay tensors (on a GPU, reading
+        them back would make every step wait for the last)."""
         _, stage, k = self.recipe.stage_at(self.step)
         f = stage.lr_factor(k)
         for group in self.adamw.param_groups:
@@ -373,7 +382,7 @@ class Trainer:
         if "pose_mse" in parts:
             self.pose_mse.update(parts["pose_mse"])
         self.step += 1
-        return {k: float(v.detach()) for k, v in parts.items()}
+        return {k: v.detach() for k, v in parts.items()}
 
     # --- the run ----------------------------------------------------------------------
 
@@ -395,9 +404,11 @@ class Trainer:
         try:
             while self.step < end:
                 index, stage, _ = self.recipe.stage_at(self.step)
-                parts = self.train_step()
-                bar.set_postfix(stage=stage.name, loss=f"{parts['loss']:.4g}", seg=f"{parts['seg']:.3g}",
-                                pose=f"{parts['pose']:.3g}", rate=f"{parts['rate']:.3g}", refresh=False)
+                parts = self._step()
+                if self.step % SHOW_EVERY == 0:
+                    shown = {k: float(parts[k]) for k in ("loss", "seg", "pose", "rate")}
+                    bar.set_postfix(stage=stage.name, loss=f"{shown['loss']:.4g}", seg=f"{shown['seg']:.3g}",
+                                    pose=f"{shown['pose']:.3g}", rate=f"{shown['rate']:.3g}", refresh=False)
                 bar.update(1)
                 if self.step in ends:
                     self.candidates[stage.name] = self.ema_candidate(stage.name)

@@ -8,7 +8,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from tac_core.errors import InputError  # noqa: E402
-from tac_torch.chain import (ContestChain, as_pairs, camera_frames, camera_pairs_uint8, pair_targets,  # noqa: E402
+from tac_torch.chain import (ContestChain, Targets, as_pairs, camera_frames, camera_pairs_uint8, pair_targets,  # noqa: E402
                              round_ste, targets_key)
 from tac_torch.renderers import HnervPair, init_latents, make_spec  # noqa: E402
 from tac_torch.scorers import load_scorers  # noqa: E402
@@ -141,3 +141,13 @@ def test_the_linear_path_sees_nearly_what_the_exact_path_sees():
         fast.pairs_uint8()
     with pytest.raises(InputError, match="camera path"):
         ContestChain(proxy, path="bilinear")
+
+
+def test_target_tensors_give_the_same_batches_as_the_targets():
+    rng = np.random.default_rng(0)
+    targets = Targets(seg=rng.integers(0, 5, (6, 384, 512), dtype=np.uint8),
+                      pose=rng.standard_normal((6, 12)).astype(np.float32))
+    index = torch.tensor([4, 1, 1])
+    seg, pose = targets.to("cpu").batch(index)
+    seg_ref, pose_ref = targets.batch(index.numpy())
+    assert seg.dtype == torch.int64 and torch.equal(seg, seg_ref) and torch.equal(pose, pose_ref)

@@ -83,3 +83,37 @@ def test_module_params_quantised_for_functional_call():
     assert all(p.grad is not None for p in net.parameters())
     with pytest.raises(QuantizationError):
         fake_quantized_params(net, {"nope": QuantSpec("int8_sym")})
+
+
+def test_unchecked_quantisation_gives_the_same_values_and_lets_non_finite_through():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(6, 9, generator=gen)
+    for spec in (QuantSpec("int4_sym", axis=0), QuantSpec("int8_asym"), QuantSpec("fp16")):
+        assert torch.equal(quantize_values(x, spec, checked=False), quantize_values(x, spec))
+    bad = torch.tensor([1.0, float("nan")])
+    with pytest.raises(QuantizationError):
+        quantize_values(bad, QuantSpec("int8_sym"))
+    assert not torch.isfinite(quantize_values(bad, QuantSpec("int8_sym"), checked=False)).all()
+    assert torch.isinf(up16(torch.tensor([7e4]), checked=False)).all()
+
+
+def test_fake_quantized_params_equal_fake_quantize_tensor_by_tensor():
+    gen = torch.Generator().manual_seed(2)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 5, 3), torch.nn.Conv2d(5, 4, 1), torch.nn.Linear(4, 6))
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen))
+        net[0].weight[2] = 0.0                                   # a channel of zeros: scale 0
+    names = dict(net.named_parameters())
+    specs = {"0.weight": QuantSpec("int4_sym", axis=0), "1.weight": QuantSpec("int4_sym", axis=0),
+             "2.weight": QuantSpec("int8_asym", axis=1), "0.bias": QuantSpec("int8_sym"),
+             "1.bias": QuantSpec("int8_sym"), "2.bias": QuantSpec("fp16")}
+    together = fake_quantized_params(net, specs)
+    for name, spec in specs.items():
+        assert together[name].shape == names[name].shape
+        assert torch.equal(together[name], fake_quantize(names[name], spec)), name
+    sum((t * (i + 1)).sum() for i, t in enumerate(together.values())).backward()
+    for i, p in enumerate(names.values()):                  # straight through: d/dp = the weight i + 1
+        assert torch.equal(p.grad, torch.full_like(p, float(i + 1)))
+    with pytest.raises(QuantizationError):
+        fake_quantized_params(net, {"0.weight": QuantSpec("int8_sym", axis=5)})
