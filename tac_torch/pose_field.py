@@ -5,8 +5,9 @@
     codes c (B, 3, 3, 4) --response map R (unit codes through the field's upsampling, bicubic to
       the camera, bilinear to 384x512 and yuv6, all linear)--> X0[:, :6] + R c
       --PoseNet--> pose; Adam on the squared error to the targets, ``iterations`` steps
-    --round to integer codes--> the exact inflate and PoseNet again: each pair keeps its codes only
-      where its exact pose error falls
+    --integer codes: each the floor or the ceiling of its fitted value, chosen through PoseNet's
+      Jacobian there (``round_codes``), and plain rounding as the fallback--> the exact inflate and
+      PoseNet again: each pair keeps whichever of the two lowers its exact pose error most, or none
 
 The field is smooth and a few grey levels high, so the camera chain's clamp and rounding barely
 see it and the linear model is close (the exact check has the last word). Only PoseNet runs in
@@ -35,12 +36,14 @@ PLANES = 6                      # PoseNet's input planes per frame (yuv6); the f
 
 @dataclass(frozen=True)
 class FieldSettings:
-    """Whether to fit, and how hard: Adam steps per batch of pairs, its rate (codes), pairs per batch."""
+    """Whether to fit, and how hard: Adam steps per batch of pairs, its rate (codes), pairs per batch,
+    and the linear-model pose MSE at which a pair stops early (0: never)."""
 
     enabled: bool = True
     iterations: int = 60
     lr: float = 1.0
     batch_pairs: int = 25
+    converged: float = 0.0          # a pair whose linear-model pose MSE falls below this stops early
 
     def __post_init__(self):
         def number(v, kind):
@@ -54,6 +57,8 @@ class FieldSettings:
             raise InputError(f"[pose_field] lr must be a number > 0, got {self.lr!r}")
         if not number(self.batch_pairs, int) or self.batch_pairs < 1:
             raise InputError(f"[pose_field] batch_pairs must be an integer >= 1, got {self.batch_pairs!r}")
+        if not number(self.converged, (int, float)) or not 0 <= self.converged < float("inf"):
+            raise InputError(f"[pose_field] converged must be a number >= 0, got {self.converged!r}")
 
 
 @dataclass
@@ -89,6 +94,47 @@ def _mse(pose: torch.Tensor, target: torch.Tensor) -> np.ndarray:
     return ((pose.float() - target) ** 2).mean(1).double().cpu().numpy()
 
 
+ROUNDING_MOVES = 200            # at most this many single-code moves per batch in round_codes
+
+
+def round_codes(field: torch.Tensor, pose_of: Callable[[torch.Tensor], torch.Tensor],
+                target: torch.Tensor) -> torch.Tensor:
+    """Integer codes near the fitted ``field`` ``(B, K)``: each code the floor or the ceiling of its
+    value, chosen so that PoseNet's error stays small.
+
+    Rounding every code to the nearest integer moves the field by up to half a grey level per
+    code, and PoseNet is sensitive enough to such smooth colour changes that this multiplied the
+    pose error of a converged fit several times over. But 6 pose outputs depend on K = 36 codes:
+    most rounding errors can cancel. With the Jacobian ``J`` of the pose at ``field`` (6 backward
+    passes) the error of codes ``c`` is about ``e + J (c - field)``; starting from the nearest
+    integers, a greedy search moves one code at a time (per pair, the move that shrinks that
+    error most) while every code stays within one of its fitted value."""
+    field = field.detach()
+    at = field.clone().requires_grad_(True)
+    pose = pose_of(at)
+    jac = torch.stack([torch.autograd.grad(pose[:, k].sum(), at, retain_graph=k + 1 < pose.shape[1])[0]
+                       for k in range(pose.shape[1])], 1)                      # (B, outputs, K)
+    lo, hi = pose_field.CODE_RANGE
+    codes = torch.round(field).clamp(lo, hi)
+    err = (pose.detach() - target) + torch.einsum("bok,bk->bo", jac, codes - field)
+    signs = torch.tensor([1.0, -1.0], device=field.device)
+    rows = torch.arange(len(field), device=field.device)
+    for _ in range(ROUNDING_MOVES):
+        moved = codes[:, :, None] + signs                                      # (B, K, 2)
+        allowed = (moved >= lo) & (moved <= hi) & ((moved - field[:, :, None]).abs() < 1)
+        new = err[:, :, None, None] + jac[:, :, :, None] * signs              # (B, outputs, K, 2)
+        loss = torch.where(allowed, (new ** 2).sum(1), torch.inf).flatten(1)
+        best = loss.min(1)
+        better = best.values < (err ** 2).sum(1)
+        if not bool(better.any()):
+            break
+        k, sign = best.indices // 2, signs[best.indices % 2]
+        step = torch.where(better, sign, torch.zeros_like(sign))
+        codes[rows, k] += step
+        err = err + step[:, None] * jac[rows, :, k]
+    return codes
+
+
 def fit_pose_field(render: Callable[[slice], torch.Tensor], targets: Targets, scorers: TorchScorers,
                    settings: FieldSettings = FieldSettings(), *, camera: tuple[int, int] = contract.CAMERA_HW,
                    device: str | torch.device = "cpu", show_progress: bool = True) -> FieldFit:
@@ -112,22 +158,40 @@ def fit_pose_field(render: Callable[[slice], torch.Tensor], targets: Targets, sc
         x0 = x0.clone()
         field = torch.zeros(len(target), response.shape[0], device=device, requires_grad=True)
         opt = torch.optim.Adam([field], lr=settings.lr)
+
+        def pose_of(f: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+            base = x0 if rows is None else x0[rows]
+            moved = base[:, :PLANES] + (f @ response).view(len(f), PLANES, *x0.shape[-2:])
+            x = torch.cat([moved, base[:, PLANES:]], 1).contiguous(memory_format=torch.channels_last)
+            return posenet(x)["pose"][:, :contract.POSE_SCORED]
+
+        done = torch.zeros(len(target), dtype=torch.bool, device=device)
         for _ in range(settings.iterations):
-            moved = x0[:, :PLANES] + (field @ response).view(len(target), PLANES, *x0.shape[-2:])
-            x = torch.cat([moved, x0[:, PLANES:]], 1).contiguous(memory_format=torch.channels_last)
-            pose = posenet(x)["pose"][:, :contract.POSE_SCORED]
-            loss = ((pose - target) ** 2).mean(1).sum()
+            active = torch.nonzero(~done)[:, 0]
+            if not len(active):
+                break
+            per_pair = ((pose_of(field[active], active) - target[active]) ** 2).mean(1)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            per_pair.sum().backward()
+            held = field.detach().clone()
             opt.step()
-        with torch.no_grad():
-            lo, hi = pose_field.CODE_RANGE
-            q = torch.clamp(torch.round(field), lo, hi).to(torch.int8).view(-1, *codes.shape[1:])
-            _, pose1 = _exact_pose(scorers, camera_pairs_uint8(add_pose_field(rendered, q), camera))
-        err = _mse(pose1, target)
-        better = err < before[batch]
-        codes[batch][torch.from_numpy(better)] = q.cpu()[torch.from_numpy(better)]
-        after[batch] = np.where(better, err, before[batch])
+            with torch.no_grad():               # a pair this close stops where it is (Adam would drift it)
+                done[active[per_pair.detach() < settings.converged]] = True
+                field[done] = held[done]
+        lo, hi = pose_field.CODE_RANGE
+        candidates = [torch.clamp(torch.round(field.detach()), lo, hi)]
+        if settings.iterations:
+            candidates.append(round_codes(field, pose_of, target))
+        best = before[batch].copy()
+        for c in candidates:
+            q = c.to(torch.int8).view(-1, *codes.shape[1:])
+            with torch.no_grad():
+                _, pose1 = _exact_pose(scorers, camera_pairs_uint8(add_pose_field(rendered, q), camera))
+            err = _mse(pose1, target)
+            better = torch.from_numpy(err < best)
+            codes[batch][better] = q.cpu()[better]
+            best = np.minimum(err, best)
+        after[batch] = best
         bar.update(len(target))
     bar.close()
     return FieldFit(codes, before, after)

@@ -23,7 +23,7 @@ from tac_torch import export as hnerv_export  # noqa: E402
 from tac_torch.archive_io import read_model as read_hnerv  # noqa: E402
 from tac_torch.chain import Targets  # noqa: E402
 from tac_torch.frames import (add_pose_field, add_sidecars, camera_pairs_uint8, upsampled_pose_field)  # noqa: E402
-from tac_torch.pose_field import FieldSettings, fit_pose_field, response_map  # noqa: E402
+from tac_torch.pose_field import FieldSettings, fit_pose_field, response_map, round_codes  # noqa: E402
 
 CAMERA = (48, 64)                       # a reduced camera: the scorers resize to 384x512 anyway
 RENDER = (16, 24)
@@ -353,3 +353,46 @@ def test_field_settings_are_checked():
     for bad in ({"iterations": -1}, {"iterations": 1.5}, {"lr": 0.0}, {"batch_pairs": 0}):
         with pytest.raises(InputError):
             FieldSettings(**bad)
+
+
+def test_round_codes_cancel_rounding_errors_through_the_jacobian():
+    gen = torch.Generator().manual_seed(11)
+    pairs, k = 5, 36
+    a = torch.randn(pairs, 6, k, generator=gen)
+
+    def pose_of(f: torch.Tensor) -> torch.Tensor:          # a linear "PoseNet": pose = A f
+        return torch.einsum("bok,bk->bo", a, f)
+
+    field = 20.0 * torch.randn(pairs, k, generator=gen)
+    field[0, 0] = 126.8                                    # its ceiling would leave the code range
+    target = pose_of(field)                                # the fitted field is exact: error 0
+    codes = round_codes(field, pose_of, target)
+    assert torch.equal(codes, codes.round())
+    assert ((codes - field).abs() < 1).all()
+    assert int(codes.min()) >= pose_field.CODE_RANGE[0] and int(codes.max()) <= pose_field.CODE_RANGE[1]
+    nearest = ((pose_of(field.round()) - target) ** 2).sum(1)
+    searched = ((pose_of(codes) - target) ** 2).sum(1)
+    assert (searched <= nearest).all()
+    assert float(searched.sum()) < 0.25 * float(nearest.sum())  # 6 outputs, 36 codes: the errors cancel
+
+
+def test_a_converged_pair_stops_where_it_is():
+    scorers = tiny_scorers(0)
+    p = 3
+    gen = torch.Generator().manual_seed(2)
+    coarse = 128.0 + 60.0 * (torch.rand(p, 2, 3, 3, 4, generator=gen) - 0.5)
+    rendered = F.interpolate(coarse.flatten(0, 1), size=RENDER, mode="bilinear",
+                             align_corners=False).view(p, 2, 3, *RENDER)
+    pose = exact_pose(scorers, add_pose_field(rendered, random_codes(p, -25, 25, seed=8)))
+    targets = Targets(seg=np.zeros((p, *contract.MODEL_INPUT_HW), np.uint8), pose=pose.astype(np.float32))
+
+    def fit(converged: float):
+        return fit_pose_field(lambda batch: rendered[batch], targets, scorers,
+                              FieldSettings(iterations=12, lr=3.0, batch_pairs=3, converged=converged),
+                              camera=CAMERA, show_progress=False)
+
+    assert not fit(1e9).codes.any()                  # every pair "close enough" at once: nothing moves
+    moving = fit(1e-12)
+    assert moving.codes.any() and moving.after.mean() < moving.before.mean()
+    with pytest.raises(InputError):
+        FieldSettings(converged=-1.0)
