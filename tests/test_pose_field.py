@@ -303,14 +303,19 @@ def exact_pose(scorers, frames: torch.Tensor, batch: int = 3) -> np.ndarray:
     return np.concatenate(out)
 
 
-def test_fitting_lowers_the_exact_pose_error_and_keeps_only_what_helps():
-    scorers = tiny_scorers(0)
-    p = 4
+def coarse_pairs(p: int, noise: float = 0.0) -> torch.Tensor:
+    """Float pairs ``(p, 2, 3, h, w)``: random 3 x 4 colour grids upsampled, plus uniform noise."""
     gen = torch.Generator().manual_seed(2)
     coarse = 128.0 + 60.0 * (torch.rand(p, 2, 3, 3, 4, generator=gen) - 0.5)
     rendered = F.interpolate(coarse.flatten(0, 1), size=RENDER, mode="bilinear",
                              align_corners=False).view(p, 2, 3, *RENDER)
-    rendered = rendered + 8.0 * (torch.rand(rendered.shape, generator=gen) - 0.5)
+    return rendered + noise * (torch.rand(rendered.shape, generator=gen) - 0.5)
+
+
+def test_fitting_lowers_the_exact_pose_error_and_keeps_only_what_helps():
+    scorers = tiny_scorers(0)
+    p = 4
+    rendered = coarse_pairs(p, noise=8.0)
     truth = random_codes(p, -25, 25, seed=8, zero_pairs=[2])        # pair 2's target is its own render
     pose = exact_pose(scorers, add_pose_field(rendered, truth))
     targets = Targets(seg=np.zeros((p, *contract.MODEL_INPUT_HW), np.uint8), pose=pose.astype(np.float32))
@@ -379,10 +384,7 @@ def test_round_codes_cancel_rounding_errors_through_the_jacobian():
 def test_a_converged_pair_stops_where_it_is():
     scorers = tiny_scorers(0)
     p = 3
-    gen = torch.Generator().manual_seed(2)
-    coarse = 128.0 + 60.0 * (torch.rand(p, 2, 3, 3, 4, generator=gen) - 0.5)
-    rendered = F.interpolate(coarse.flatten(0, 1), size=RENDER, mode="bilinear",
-                             align_corners=False).view(p, 2, 3, *RENDER)
+    rendered = coarse_pairs(p)
     pose = exact_pose(scorers, add_pose_field(rendered, random_codes(p, -25, 25, seed=8)))
     targets = Targets(seg=np.zeros((p, *contract.MODEL_INPUT_HW), np.uint8), pose=pose.astype(np.float32))
 
