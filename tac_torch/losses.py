@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from tac_core import contract
 from tac_core.archive import QuantSpec
 from tac_core.errors import InputError
-from tac_torch.quant import as_rows, row_layout, row_scales, scale_and_zero
+from tac_torch.quant import as_rows, row_layout, row_scales
 from tac_torch.scorers import seg_classes
 
 _MIN_MASS = 1e-9                # floor of a code's probability: at most ~30 bits per element
@@ -155,22 +155,14 @@ def _laplace_cdf(u: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def tensor_bits(x: torch.Tensor, spec: QuantSpec) -> torch.Tensor:
     """Estimated bits to code ``x`` quantised by ``spec``: ``-log2`` of each code's mass under a
-    Laplace fitted to the tensor (in quantisation steps), differentiable through ``x / scale``."""
-    if spec.kind == "raw":
-        return x.new_tensor(float(x.numel() * x.element_size() * 8))
-    if spec.kind == "fp16":
-        return x.new_tensor(float(x.numel() * 16))
-    s, z = scale_and_zero(x, spec)
-    y = x.float() / torch.where(s > 0, s, torch.ones_like(s))          # codes, continuous; scale fixed
-    centre = y.detach().median()
-    b = (y.detach() - centre).abs().mean().clamp_min(_MIN_LAPLACE_B)
-    u = y - centre
-    mass = _laplace_cdf(u + 0.5, b) - _laplace_cdf(u - 0.5, b)
-    return -torch.log2(mass.clamp_min(_MIN_MASS)).sum()
+    Laplace fitted to the tensor (in quantisation steps: centred on the codes' median, scaled by
+    their mean distance to it), differentiable through ``x / scale``; ``raw`` and ``fp16``
+    tensors cost their size."""
+    return rate_bits({"x": x}, {"x": spec})
 
 
 def rate_bits(params: Mapping[str, torch.Tensor], specs: Mapping[str, QuantSpec]) -> torch.Tensor:
-    """Estimated bits of every tensor in ``specs`` (weights and latents alike): the sum of
+    """Estimated bits of every tensor in ``specs`` (weights and latents alike): the sum of their
     ``tensor_bits``, computed for all tensors of one integer quantizer at once (a few dozen
     operations in all, not a few dozen per tensor, and nothing read back from a GPU)."""
     missing = sorted(set(specs) - set(params))
