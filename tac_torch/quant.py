@@ -38,37 +38,16 @@ def up16(v: torch.Tensor, checked: bool = True) -> torch.Tensor:
     return bumped.float()
 
 
-def _reduce(x: torch.Tensor, axis: int | None, fn) -> torch.Tensor:
-    """Per-tensor (shape ()) or per-channel (broadcastable along ``axis``) reduction."""
-    if axis is None:
-        return fn(x.reshape(-1), dim=0).values if x.numel() else x.new_zeros(())
-    if not 0 <= axis < x.dim():
-        raise QuantizationError(f"scale axis {axis} is out of range for shape {tuple(x.shape)}")
-    moved = x.movedim(axis, 0).reshape(x.shape[axis], -1)
-    shape = [1] * x.dim()
-    shape[axis] = -1
-    if moved.shape[1] == 0:
-        return x.new_zeros(shape)
-    return fn(moved, dim=1).values.reshape(shape)
-
-
 @torch.no_grad()
 def scale_and_zero(x: torch.Tensor, spec: QuantSpec, checked: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """The integer quantizer's float32 scales and zero points, shaped to broadcast against ``x``
     (``checked``: see ``up16``)."""
     if spec.kind not in INT_RANGE:
         raise QuantizationError(f"{spec.kind!r} has no integer scale; use one of {', '.join(INT_RANGE)}")
-    x = x.detach().float()
-    qmax, symmetric = INT_RANGE[spec.kind]
-    q32 = torch.tensor(float(qmax), dtype=torch.float32)
-    if symmetric:
-        s = up16(_reduce(x.abs(), spec.axis, torch.max) / q32, checked)
-        return s, torch.zeros_like(s)
-    lo = torch.clamp(_reduce(x, spec.axis, torch.min), max=0.0)
-    hi = torch.clamp(_reduce(x, spec.axis, torch.max), min=0.0)
-    s = up16((hi - lo) / q32, checked)
-    safe = torch.where(s > 0, s, torch.ones_like(s))
-    return s, torch.where(s > 0, torch.round(-lo / safe).clamp(0, qmax), torch.zeros_like(s))
+    rows = as_rows(x.detach().float(), spec.axis)
+    s, z = row_scales(rows.reshape(-1), row_layout((tuple(rows.shape),), rows.device), spec.kind, checked)
+    shape = [] if spec.axis is None else [-1 if d == spec.axis else 1 for d in range(x.dim())]
+    return s.reshape(shape), z.reshape(shape)
 
 
 @torch.no_grad()
@@ -78,16 +57,32 @@ def quantize_values(x: torch.Tensor, spec: QuantSpec, checked: bool = True) -> t
     on a GPU, where each check would stall a step) they pass through as non-finite values."""
     if spec.kind not in SUPPORTED:
         raise QuantizationError(f"no fake quantiser for {spec.kind!r}; torch has {', '.join(SUPPORTED)}")
-    x = x.detach().float()
-    if checked and not bool(torch.isfinite(x).all()):
+    return _quantized([x.detach().float()], spec.kind, spec.axis, checked)[0]
+
+
+def _quantized(xs: list[torch.Tensor], kind: str, axis: int | None, checked: bool) -> list[torch.Tensor]:
+    """``quantize_values`` of float32 tensors of one quantizer, computed on all of them at once."""
+    rows = [as_rows(x, axis) for x in xs]
+    flat = torch.cat([r.reshape(-1) for r in rows])
+    if checked and not bool(torch.isfinite(flat).all()):
         raise QuantizationError("tensor has NaN or infinite values; quantisers need finite inputs")
-    if spec.kind == "fp16":
-        h = x.to(torch.float16)
+    if kind == "fp16":
+        h = flat.to(torch.float16)
         if checked and not bool(torch.isfinite(h).all()):
             raise QuantizationError("tensor has values beyond float16's range (65504)")
-        return h.float()
-    s, z = scale_and_zero(x, spec, checked)
-    return _dequantized(x, s, z, spec.kind)
+        q = h.float()
+    else:
+        layout = row_layout(tuple(tuple(r.shape) for r in rows), flat.device)
+        s, z = row_scales(flat, layout, kind, checked)
+        q = _dequantized(flat, s[layout.row_of], z[layout.row_of], kind)
+    out = []
+    for x, part in zip(xs, torch.split(q, [r.numel() for r in rows])):
+        if axis is not None:                      # rows back to the tensor: undo as_rows' movedim
+            moved = list(x.shape)
+            moved.insert(0, moved.pop(axis))
+            part = part.reshape(moved).movedim(0, axis)
+        out.append(part.reshape(x.shape))
+    return out
 
 
 def _dequantized(x: torch.Tensor, s: torch.Tensor, z: torch.Tensor, kind: str) -> torch.Tensor:
@@ -103,15 +98,17 @@ def _dequantized(x: torch.Tensor, s: torch.Tensor, z: torch.Tensor, kind: str) -
 
 
 class _StraightThrough(torch.autograd.Function):
-    """Forward: the quantised values; backward: the incoming gradient unchanged."""
+    """Forward: tensors of one quantizer ``(kind, axis)``, quantised together (checked on a CPU,
+    where the checks cost nothing); backward: the incoming gradients unchanged."""
 
     @staticmethod
-    def forward(ctx, x, spec):          # checked on a CPU, where the checks cost nothing
-        return quantize_values(x, spec, checked=x.device.type == "cpu").to(x.dtype)
+    def forward(ctx, kind, axis, *xs):
+        quantized = _quantized([x.detach().float() for x in xs], kind, axis, checked=xs[0].device.type == "cpu")
+        return tuple(q.to(x.dtype) for x, q in zip(xs, quantized))
 
     @staticmethod
-    def backward(ctx, grad):
-        return grad, None
+    def backward(ctx, *grads):
+        return (None, None, *grads)
 
 
 def fake_quantize(x: torch.Tensor, spec: QuantSpec) -> torch.Tensor:
@@ -120,7 +117,9 @@ def fake_quantize(x: torch.Tensor, spec: QuantSpec) -> torch.Tensor:
         raise QuantizationError(f"spec must be a tac_core.archive.QuantSpec, got {type(spec).__name__}")
     if spec.kind == "raw":
         return x
-    return _StraightThrough.apply(x, spec)
+    if spec.kind not in SUPPORTED:
+        raise QuantizationError(f"no fake quantiser for {spec.kind!r}; torch has {', '.join(SUPPORTED)}")
+    return _StraightThrough.apply(spec.kind, spec.axis, x)[0]
 
 
 def weight_specs(module: nn.Module, kind: str = "int8_sym",
@@ -153,10 +152,12 @@ def fake_quantized_params(module: nn.Module, specs: Mapping[str, QuantSpec]) -> 
     for name, spec in specs.items():
         if not isinstance(spec, QuantSpec):
             raise QuantizationError(f"spec must be a tac_core.archive.QuantSpec, got {type(spec).__name__}")
+        if spec.kind not in (*SUPPORTED, "raw"):
+            raise QuantizationError(f"no fake quantiser for {spec.kind!r}; torch has {', '.join(SUPPORTED)}")
         if spec.kind != "raw" and names[name].numel():
             groups.setdefault((spec.kind, spec.axis), []).append(name)
     for (kind, axis), group in groups.items():
-        out.update(zip(group, _GroupStraightThrough.apply(kind, axis, *(names[n] for n in group))))
+        out.update(zip(group, _StraightThrough.apply(kind, axis, *(names[n] for n in group))))
     return out
 
 
@@ -208,39 +209,3 @@ def row_scales(flat: torch.Tensor, layout: RowLayout, kind: str,
     s = up16((hi - lo) / q32, checked)
     safe = torch.where(s > 0, s, torch.ones_like(s))
     return s, torch.where(s > 0, torch.round(-lo / safe).clamp(0, qmax), torch.zeros_like(s))
-
-
-class _GroupStraightThrough(torch.autograd.Function):
-    """Forward: tensors of one quantizer ``(kind, axis)`` quantised together, checked on a CPU
-    as ``fake_quantize`` is; backward: the incoming gradients unchanged."""
-
-    @staticmethod
-    def forward(ctx, kind, axis, *xs):
-        rows = [as_rows(x.detach().float(), axis) for x in xs]
-        flat = torch.cat([r.reshape(-1) for r in rows])
-        checked = flat.device.type == "cpu"
-        if checked and not bool(torch.isfinite(flat).all()):
-            raise QuantizationError("tensor has NaN or infinite values; quantisers need finite inputs")
-        if kind == "fp16":
-            h = flat.to(torch.float16)
-            if checked and not bool(torch.isfinite(h).all()):
-                raise QuantizationError("tensor has values beyond float16's range (65504)")
-            q = h.float()
-        elif kind in INT_RANGE:
-            layout = row_layout(tuple(tuple(r.shape) for r in rows), flat.device)
-            s, z = row_scales(flat, layout, kind, checked)
-            q = _dequantized(flat, s[layout.row_of], z[layout.row_of], kind)
-        else:
-            raise QuantizationError(f"no fake quantiser for {kind!r}; torch has {', '.join(SUPPORTED)}")
-        out = []
-        for x, part in zip(xs, torch.split(q, [r.numel() for r in rows])):
-            if axis is not None:
-                moved = list(x.shape)
-                moved.insert(0, moved.pop(axis))
-                part = part.reshape(moved).movedim(0, axis)
-            out.append(part.reshape(x.shape).to(x.dtype))
-        return tuple(out)
-
-    @staticmethod
-    def backward(ctx, *grads):
-        return (None, None, *grads)
