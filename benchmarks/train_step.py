@@ -3,7 +3,7 @@
     python benchmarks/train_step.py [--steps 8] [--pairs 1] [--scorers proxy|stand-in] [--device cpu|cuda]
                                     [--model OUT/work/mask_warp/steps/lowbit/model.pt]
 
-Builds the demo's default-spec renderer with seeded weights and random class maps, poses and
+Builds the demo preset's renderer with seeded weights and random class maps, poses and
 targets (a step's cost does not depend on their values), then times full training steps
 (render, chain, the score loss, backward) with ``ContestChain(path="exact")`` and
 ``path="linear"``, after one warm-up step each, and prints milliseconds per pair and the ratio
@@ -102,11 +102,12 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from tac_torch.chain import ContestChain
-    from tac_torch.mask_warp import MaskWarp, make_spec
+    from tac_torch.mask_warp import MaskWarp
+    from tac_torch.mask_warp_train import load_config
     from tac_torch.scorers import load_scorers, seg_classes
 
     scorers = load_scorers(args.scorers, device=args.device)
-    spec = make_spec()
+    spec = load_config("demo").renderer_spec()
     net = MaskWarp(spec, seed=0).to(args.device)
     g = torch.Generator().manual_seed(0)
     b, hw = args.pairs, (spec["out_h"], spec["out_w"])
