@@ -28,7 +28,7 @@ from tac_core.progress import progress
 from tac_torch.chain import linear_round_trip
 from tac_torch.losses import LossWeights, seg_margin_loss
 from tac_torch.mask_warp import MaskWarp
-from tac_torch.scorers import TorchScorers, seg_classes
+from tac_torch.scorers import TorchScorers, channels_last_copy, seg_classes
 
 MIN_VOTES = 2                   # neighbours (of 4) that must hold the class a pixel may flip to
 
@@ -88,12 +88,12 @@ class _Seg:
     """SegNet on the renderer's second frames, by the linear camera path."""
 
     def __init__(self, net: MaskWarp, scorers: TorchScorers, camera: tuple[int, int], device):
-        self.net, self.scorers, self.camera, self.device = net, scorers, camera, device
-        for p in scorers.segnet.parameters():
-            p.requires_grad_(False)
+        self.net, self.camera, self.device = net, camera, device
+        self.segnet = channels_last_copy(scorers.segnet)    # frozen; the linear path is not exact anyway
 
     def logits(self, onehot: torch.Tensor) -> torch.Tensor:
-        return self.scorers.segnet(linear_round_trip(self.net.second_frame(onehot), self.camera))
+        frames = linear_round_trip(self.net.second_frame(onehot), self.camera)
+        return self.segnet(frames.contiguous(memory_format=torch.channels_last))
 
     def grad_and_errors(self, maps: np.ndarray, target: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         onehot = self.net.onehot(torch.from_numpy(maps).to(self.device)).requires_grad_(True)

@@ -150,19 +150,19 @@ def fit_pose_field(render: Callable[[slice], torch.Tensor], targets: Targets, sc
         batch = slice(start, min(n, start + settings.batch_pairs))
         with torch.no_grad():
             rendered = render(batch).to(device)
-        if response is None:
-            response = response_map(tuple(rendered.shape[-2:]), camera, device).flatten(1)
+        if response is None:   # channels last (K, 192, 256, 6), as PoseNet's input is laid out below
+            response = response_map(tuple(rendered.shape[-2:]), camera, device).permute(0, 2, 3, 1).flatten(1)
         target = torch.as_tensor(targets.pose[batch, :contract.POSE_SCORED], device=device).float()
         x0, pose0 = _exact_pose(scorers, camera_pairs_uint8(rendered, camera))
         before[batch] = after[batch] = _mse(pose0, target)
-        x0 = x0.clone()
+        x0 = x0.permute(0, 2, 3, 1).clone(memory_format=torch.contiguous_format)   # (B, 192, 256, 12)
         field = torch.zeros(len(target), response.shape[0], device=device, requires_grad=True)
         opt = torch.optim.Adam([field], lr=settings.lr)
 
         def pose_of(f: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
             base = x0 if rows is None else x0[rows]
-            moved = base[:, :PLANES] + (f @ response).view(len(f), PLANES, *x0.shape[-2:])
-            x = torch.cat([moved, base[:, PLANES:]], 1).contiguous(memory_format=torch.channels_last)
+            moved = base[..., :PLANES] + (f @ response).view(len(f), *x0.shape[1:3], PLANES)
+            x = torch.cat([moved, base[..., PLANES:]], -1).permute(0, 3, 1, 2)   # channels-last NCHW, no copy
             return posenet(x)["pose"][:, :contract.POSE_SCORED]
 
         done = torch.zeros(len(target), dtype=torch.bool, device=device)

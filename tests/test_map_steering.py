@@ -59,9 +59,13 @@ class _Painter(torch.nn.Module):
 
 
 class _Threshold(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.tensor(10.0))
+
     def forward(self, x):
         grey = x.mean(1, keepdim=True) - 125.0
-        return torch.cat([-grey, grey], 1) / 10.0
+        return torch.cat([-grey, grey], 1) / self.scale
 
 
 def test_steering_undoes_a_renderer_that_paints_a_pixel_off():
@@ -76,6 +80,7 @@ def test_steering_undoes_a_renderer_that_paints_a_pixel_off():
     assert res.errors_before > 0.001 and res.errors_after < res.errors_before / 4
     assert res.flipped == int((maps != target).sum()) > 0
     assert net.colours.requires_grad                        # left as it was found
+    assert scorers.segnet.scale.requires_grad and scorers.segnet.scale.grad is None   # steered on a copy
     with pytest.raises(InputError, match="seg targets"):
         steer_maps(net, target, target[:0], scorers, rounds=1, flips=1)
     same, none = steer_maps(net, target, target, scorers, rounds=0, flips=1, show_progress=False)
