@@ -343,6 +343,51 @@ def test_fitting_lowers_the_exact_pose_error_and_keeps_only_what_helps():
     assert np.allclose(measured, fit.after, rtol=1e-5, atol=1e-12)
 
 
+def test_a_second_pass_refits_around_the_kept_codes_and_never_loses():
+    scorers = tiny_scorers(0)
+    p = 4
+    rendered = coarse_pairs(p, noise=8.0)
+    pose = exact_pose(scorers, add_pose_field(rendered, random_codes(p, -40, 40, seed=5)))
+    targets = Targets(seg=np.zeros((p, *contract.MODEL_INPUT_HW), np.uint8), pose=pose.astype(np.float32))
+
+    def fit(passes: int, **kw):
+        return fit_pose_field(lambda batch: rendered[batch], targets, scorers,
+                              FieldSettings(iterations=6, lr=3.0, batch_pairs=3, passes=passes, **kw),
+                              camera=CAMERA, show_progress=False)
+
+    one, two = fit(1), fit(2, refit_iterations=6, refit_lr=1.0)
+    assert np.array_equal(one.before, two.before)
+    assert np.all(two.after <= one.after)                   # the first pass is the one-pass fit; later ones only keep gains
+    assert two.after.mean() < one.after.mean()              # 6 steps leave room that a relinearised pass takes
+    assert int(two.codes.min()) >= -127 and int(two.codes.max()) <= 127
+    kept = exact_pose(scorers, add_pose_field(rendered, two.codes))[:, :contract.POSE_SCORED]
+    measured = ((kept - pose[:, :contract.POSE_SCORED]) ** 2).mean(1)
+    assert np.allclose(measured, two.after, rtol=1e-5, atol=1e-12)
+    idle = fit(2, refit_iterations=0)                        # a pass without steps only re-tries rounding
+    assert np.all(idle.after <= one.after)
+
+
+def test_each_candidate_is_tried_from_where_the_pass_started(monkeypatch):
+    from tac_torch import pose_field as module
+
+    scorers = tiny_scorers(0)
+    p = 4
+    rendered = coarse_pairs(p, noise=8.0)
+    truth = random_codes(p, -40, 40, seed=5)
+    pose = exact_pose(scorers, add_pose_field(rendered, truth))
+    targets = Targets(seg=np.zeros((p, *contract.MODEL_INPUT_HW), np.uint8), pose=pose.astype(np.float32))
+    tried = [(truth.int() + random_codes(p, -3, 3, seed=s).int()).flatten(1).float() for s in (21, 22)]
+    monkeypatch.setattr(module, "_correction_candidates", lambda *args: [c.clone() for c in tried])
+    fit = fit_pose_field(lambda batch: rendered[batch], targets, scorers, FieldSettings(iterations=1, batch_pairs=4),
+                         camera=CAMERA, show_progress=False)
+    errors = [((exact_pose(scorers, add_pose_field(rendered, c.to(torch.int8).view(pose_field.shape(p))))
+                - pose) ** 2)[:, :contract.POSE_SCORED].mean(1) for c in [torch.zeros_like(tried[0]), *tried]]
+    best = np.argmin(np.stack(errors), 0)
+    expected = torch.stack([torch.zeros_like(tried[0]), *tried])[torch.from_numpy(best), torch.arange(p)]
+    assert (best > 0).all() and len(set(best.tolist())) == 2          # both candidates win somewhere
+    assert torch.equal(fit.codes.flatten(1).float(), expected)    # never the sum of two candidates
+
+
 def test_zero_iterations_keep_no_codes():
     scorers = tiny_scorers(1)
     rendered = grey_pairs(2, seed=4)
@@ -355,7 +400,8 @@ def test_zero_iterations_keep_no_codes():
 
 
 def test_field_settings_are_checked():
-    for bad in ({"iterations": -1}, {"iterations": 1.5}, {"lr": 0.0}, {"batch_pairs": 0}):
+    for bad in ({"iterations": -1}, {"iterations": 1.5}, {"lr": 0.0}, {"batch_pairs": 0}, {"passes": 0},
+                {"passes": 1.0}, {"refit_iterations": -1}, {"refit_lr": 0.0}, {"refit_lr": float("inf")}):
         with pytest.raises(InputError):
             FieldSettings(**bad)
 
