@@ -180,11 +180,11 @@ def fit_pose_field(render: Callable[[slice], torch.Tensor], targets: Targets, sc
                 with torch.no_grad():
                     _, pose1 = _exact_pose(scorers, camera_pairs_uint8(add_pose_field(rendered, q), camera))
                 err = _mse(pose1, target)
-                better = torch.from_numpy(err < after[batch])
-                codes[batch][better] = q.cpu()[better]
-                kept[better.to(device)] = q.flatten(1).float()[better.to(device)]
+                better = torch.from_numpy(err < after[batch]).to(device)
+                kept[better] = q.flatten(1).float()[better]
                 after[batch] = np.minimum(err, after[batch])
             bar.update(len(target))
+        codes[batch] = kept.to(torch.int8).view(-1, *codes.shape[1:]).cpu()
     bar.close()
     return FieldFit(codes, before, after)
 
