@@ -25,9 +25,8 @@ score to the best classical score.
 trained for QUICK_TAC_STEPS (400) steps of the demo preset's 920 (one torch thread by default): 5.9
 minutes on 2 cores (the ladder about 1.5 minutes). Measured: mask_warp 0.616 (class-map steering
 and the pose field's two passes included) against AV1 CRF 55 at 0.45x, 1.386, a ratio of 0.445
-(proxy; 0.660 with one pose-field pass, 0.859 with the
-default network spec and nearest rounding of the pose field, 1.021 before steering, 2.123 before the
-pose field). On 20 pairs the int4 network's ~10 KB is about half of tac's bytes.
+(proxy; 0.660 with one pose-field pass, 0.859 with the default network spec and nearest rounding of
+the pose field, 1.021 before steering, 2.123 before the pose field). On 20 pairs the int4 network's ~10 KB is about half of tac's bytes.
 A full run adds hnerv_pair and each preset's full training; the presets' comments give their times.
 """
 
