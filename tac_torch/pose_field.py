@@ -168,20 +168,17 @@ def fit_pose_field(render: Callable[[slice], torch.Tensor], targets: Targets, sc
             response = response_map(tuple(rendered.shape[-2:]), camera, device).permute(0, 2, 3, 1).flatten(1)
         target = torch.as_tensor(targets.pose[batch, :contract.POSE_SCORED], device=device).float()
         kept = torch.zeros(len(target), response.shape[0], device=device)
+        x0, pose0 = _exact_pose(scorers, camera_pairs_uint8(rendered, camera))
+        x0 = x0.clone()                     # PoseNet's exact input with ``kept``, updated as they change
+        before[batch] = after[batch] = _mse(pose0, target)
         for p in range(settings.passes):
-            base = add_pose_field(rendered, kept.to(torch.int8).view(-1, *codes.shape[1:])) if p else rendered
-            x0, pose0 = _exact_pose(scorers, camera_pairs_uint8(base, camera))
-            if p == 0:
-                before[batch] = after[batch] = _mse(pose0, target)
-            around = kept.clone()
             steps, lr = (settings.refit_iterations, settings.refit_lr) if p else (settings.iterations, settings.lr)
-            for c in _correction_candidates(posenet, response, x0, target, around, steps, lr, settings.converged):
-                q = (around + c).to(torch.int8).view(-1, *codes.shape[1:])
-                with torch.no_grad():
-                    _, pose1 = _exact_pose(scorers, camera_pairs_uint8(add_pose_field(rendered, q), camera))
+            for c in _candidates(posenet, response, x0, target, kept.clone(), steps, lr, settings.converged):
+                q = c.to(torch.int8).view(-1, *codes.shape[1:])
+                x1, pose1 = _exact_pose(scorers, camera_pairs_uint8(add_pose_field(rendered, q), camera))
                 err = _mse(pose1, target)
                 better = torch.from_numpy(err < after[batch]).to(device)
-                kept[better] = q.flatten(1).float()[better]
+                kept[better], x0[better] = c[better], x1[better]
                 after[batch] = np.minimum(err, after[batch])
             bar.update(len(target))
         codes[batch] = kept.to(torch.int8).view(-1, *codes.shape[1:]).cpu()
@@ -189,12 +186,12 @@ def fit_pose_field(render: Callable[[slice], torch.Tensor], targets: Targets, sc
     return FieldFit(codes, before, after)
 
 
-def _correction_candidates(posenet, response: torch.Tensor, x0: torch.Tensor, target: torch.Tensor,
-                           kept: torch.Tensor, iterations: int, lr: float, converged: float) -> list[torch.Tensor]:
-    """Integer code changes ``(B, K)`` to try on top of ``kept``, fitted by ``iterations`` Adam steps
-    at rate ``lr`` on the linear model around PoseNet's exact input ``x0`` (B, 12, 192, 256) with
-    ``kept`` applied: plain rounding of the fit, and, after any steps, ``round_codes``. Every
-    candidate keeps ``kept`` + change in range."""
+def _candidates(posenet, response: torch.Tensor, x0: torch.Tensor, target: torch.Tensor,
+                kept: torch.Tensor, iterations: int, lr: float, converged: float) -> list[torch.Tensor]:
+    """Integer codes ``(B, K)`` to try instead of ``kept``: ``kept`` plus a change fitted by
+    ``iterations`` Adam steps at rate ``lr`` on the linear model around PoseNet's exact input ``x0``
+    (B, 12, 192, 256) with ``kept`` applied, rounded plainly and, after any steps, by
+    ``round_codes``; clamped to the code range."""
     x0 = x0.permute(0, 2, 3, 1).clone(memory_format=torch.contiguous_format)   # (B, 192, 256, 12)
     field = torch.zeros(len(target), response.shape[0], device=x0.device, requires_grad=True)
     opt = torch.optim.Adam([field], lr=lr)
@@ -222,7 +219,7 @@ def _correction_candidates(posenet, response: torch.Tensor, x0: torch.Tensor, ta
     candidates = [torch.round(field.detach())]
     if iterations:
         candidates.append(round_codes(field, pose_of, target))
-    return [torch.clamp(kept + c, lo, hi) - kept for c in candidates]
+    return [torch.clamp(kept + c, lo, hi) for c in candidates]
 
 
 @dataclass

@@ -377,7 +377,7 @@ def test_each_candidate_is_tried_from_where_the_pass_started(monkeypatch):
     pose = exact_pose(scorers, add_pose_field(rendered, truth))
     targets = Targets(seg=np.zeros((p, *contract.MODEL_INPUT_HW), np.uint8), pose=pose.astype(np.float32))
     tried = [(truth.int() + random_codes(p, -3, 3, seed=s).int()).flatten(1).float() for s in (21, 22)]
-    monkeypatch.setattr(module, "_correction_candidates", lambda *args: [c.clone() for c in tried])
+    monkeypatch.setattr(module, "_candidates", lambda *args: [c.clone() for c in tried])
     fit = fit_pose_field(lambda batch: rendered[batch], targets, scorers, FieldSettings(iterations=1, batch_pairs=4),
                          camera=CAMERA, show_progress=False)
     errors = [((exact_pose(scorers, add_pose_field(rendered, c.to(torch.int8).view(pose_field.shape(p))))
