@@ -42,7 +42,8 @@ PLANES = 6                      # PoseNet's input planes per frame (yuv6); the f
 class FieldSettings:
     """Whether to fit, and how hard: Adam steps per batch of pairs, its rate (codes), pairs per batch,
     the linear-model pose MSE at which a pair stops early (0: never), and the passes: each after the
-    first refits around the codes kept so far, linearised there, with its own steps and rate."""
+    first refits around the codes kept so far, linearised there, with its own steps and rate;
+    ``beta2`` is Adam's second-moment decay in every pass."""
 
     enabled: bool = True
     iterations: int = 60
@@ -52,6 +53,7 @@ class FieldSettings:
     passes: int = 1
     refit_iterations: int = 100
     refit_lr: float = 0.5           # smaller than a first pass's: Adam's first steps move every code by ~lr
+    beta2: float = 0.999            # Adam's second-moment decay (torch's default)
 
     def __post_init__(self):
         def number(v, kind):
@@ -73,6 +75,8 @@ class FieldSettings:
             raise InputError(f"[pose_field] refit_iterations must be an integer >= 0, got {self.refit_iterations!r}")
         if not number(self.refit_lr, (int, float)) or not 0 < self.refit_lr < float("inf"):
             raise InputError(f"[pose_field] refit_lr must be a number > 0, got {self.refit_lr!r}")
+        if not number(self.beta2, (int, float)) or not 0 <= self.beta2 < 1:
+            raise InputError(f"[pose_field] beta2 must be a number in [0, 1), got {self.beta2!r}")
 
 
 @dataclass
@@ -173,7 +177,8 @@ def fit_pose_field(render: Callable[[slice], torch.Tensor], targets: Targets, sc
         before[batch] = after[batch] = _mse(pose0, target)
         for p in range(settings.passes):
             steps, lr = (settings.refit_iterations, settings.refit_lr) if p else (settings.iterations, settings.lr)
-            for c in _candidates(posenet, response, x0, target, kept.clone(), steps, lr, settings.converged):
+            for c in _candidates(posenet, response, x0, target, kept.clone(), steps, lr, settings.converged,
+                                 settings.beta2):
                 q = c.to(torch.int8).view(-1, *codes.shape[1:])
                 x1, pose1 = _exact_pose(scorers, camera_pairs_uint8(add_pose_field(rendered, q), camera))
                 err = _mse(pose1, target)
@@ -187,14 +192,15 @@ def fit_pose_field(render: Callable[[slice], torch.Tensor], targets: Targets, sc
 
 
 def _candidates(posenet, response: torch.Tensor, x0: torch.Tensor, target: torch.Tensor,
-                kept: torch.Tensor, iterations: int, lr: float, converged: float) -> list[torch.Tensor]:
+                kept: torch.Tensor, iterations: int, lr: float, converged: float,
+                beta2: float = 0.999) -> list[torch.Tensor]:
     """Integer codes ``(B, K)`` to try instead of ``kept``: ``kept`` plus a change fitted by
-    ``iterations`` Adam steps at rate ``lr`` on the linear model around PoseNet's exact input ``x0``
+    ``iterations`` Adam steps at rate ``lr`` (second-moment decay ``beta2``) on the linear model around PoseNet's exact input ``x0``
     (B, 12, 192, 256) with ``kept`` applied, rounded plainly and, after any steps, by
     ``round_codes``; clamped to the code range."""
     x0 = x0.permute(0, 2, 3, 1).clone(memory_format=torch.contiguous_format)   # (B, 192, 256, 12)
     field = torch.zeros(len(target), response.shape[0], device=x0.device, requires_grad=True)
-    opt = torch.optim.Adam([field], lr=lr)
+    opt = torch.optim.Adam([field], lr=lr, betas=(0.9, beta2))
 
     def pose_of(f: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
         base = x0 if rows is None else x0[rows]

@@ -7,7 +7,7 @@
               lr, batch_pairs, inner_steps)
     [sidecar] then the output-bias sidecar search, same keys
     [pose_field] then the pose-field sidecar (tac_torch.pose_field.FieldSettings: enabled,
-              iterations, lr, batch_pairs, converged, passes, refit_iterations, refit_lr)
+              iterations, lr, batch_pairs, converged, passes, refit_iterations, refit_lr, beta2)
 
 Every key is checked when the recipe is built: an unknown key, a wrong type
 or a value out of range is an ``InputError`` naming the key and the file. A

@@ -388,6 +388,24 @@ def test_each_candidate_is_tried_from_where_the_pass_started(monkeypatch):
     assert torch.equal(fit.codes.flatten(1).float(), expected)    # never the sum of two candidates
 
 
+def test_every_pass_fits_at_its_rate_with_the_settings_beta2(monkeypatch):
+    scorers = tiny_scorers(1)
+    rendered = grey_pairs(2, seed=4)
+    pose = exact_pose(scorers, add_pose_field(rendered, random_codes(2, -20, 20, seed=9)))
+    targets = Targets(seg=np.zeros((2, *contract.MODEL_INPUT_HW), np.uint8), pose=pose)
+    made, adam = [], torch.optim.Adam
+
+    def spy(params, lr, betas):
+        made.append((lr, betas))
+        return adam(params, lr=lr, betas=betas)
+
+    monkeypatch.setattr(torch.optim, "Adam", spy)
+    settings = FieldSettings(iterations=2, lr=3.0, batch_pairs=4, passes=2, refit_iterations=2, refit_lr=0.5,
+                             beta2=0.95)
+    fit_pose_field(lambda batch: rendered[batch], targets, scorers, settings, camera=CAMERA, show_progress=False)
+    assert made == [(3.0, (0.9, 0.95)), (0.5, (0.9, 0.95))]
+
+
 def test_zero_iterations_keep_no_codes():
     scorers = tiny_scorers(1)
     rendered = grey_pairs(2, seed=4)
@@ -401,7 +419,8 @@ def test_zero_iterations_keep_no_codes():
 
 def test_field_settings_are_checked():
     for bad in ({"iterations": -1}, {"iterations": 1.5}, {"lr": 0.0}, {"batch_pairs": 0}, {"passes": 0},
-                {"passes": 1.0}, {"refit_iterations": -1}, {"refit_lr": 0.0}, {"refit_lr": float("inf")}):
+                {"passes": 1.0}, {"refit_iterations": -1}, {"refit_lr": 0.0}, {"refit_lr": float("inf")},
+                {"beta2": 1.0}, {"beta2": -0.1}, {"beta2": True}):
         with pytest.raises(InputError):
             FieldSettings(**bad)
 
