@@ -193,11 +193,11 @@ def fit_pose_field(render: Callable[[slice], torch.Tensor], targets: Targets, sc
 
 def _candidates(posenet, response: torch.Tensor, x0: torch.Tensor, target: torch.Tensor,
                 kept: torch.Tensor, iterations: int, lr: float, converged: float,
-                beta2: float = 0.999) -> list[torch.Tensor]:
+                beta2: float) -> list[torch.Tensor]:
     """Integer codes ``(B, K)`` to try instead of ``kept``: ``kept`` plus a change fitted by
-    ``iterations`` Adam steps at rate ``lr`` (second-moment decay ``beta2``) on the linear model around PoseNet's exact input ``x0``
-    (B, 12, 192, 256) with ``kept`` applied, rounded plainly and, after any steps, by
-    ``round_codes``; clamped to the code range."""
+    ``iterations`` Adam steps at rate ``lr`` (second-moment decay ``beta2``) on the linear model
+    around PoseNet's exact input ``x0`` (B, 12, 192, 256) with ``kept`` applied, rounded plainly
+    and, after any steps, by ``round_codes``; clamped to the code range."""
     x0 = x0.permute(0, 2, 3, 1).clone(memory_format=torch.contiguous_format)   # (B, 192, 256, 12)
     field = torch.zeros(len(target), response.shape[0], device=x0.device, requires_grad=True)
     opt = torch.optim.Adam([field], lr=lr, betas=(0.9, beta2))
