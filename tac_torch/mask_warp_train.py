@@ -38,7 +38,7 @@ from tac_torch.mask_warp import MaskWarp, make_spec, resize_class_maps
 from tac_torch.pose_field import FieldSettings
 from tac_torch.mask_warp_export import POSE_SPEC, WEIGHT_KINDS, archive_specs, export_submission
 from tac_torch.quant import fake_quantized_params, quantize_values
-from tac_torch.recipe import Refine, check_fields, known_keys, read_toml, training_fields
+from tac_torch.recipe import Refine, check_fields, check_spec, known_keys, read_toml, training_fields
 from tac_torch.train import SHOW_EVERY, load_frames, sampled_pairs, targets_digest
 
 PRESETS = ("demo", "contest")
@@ -133,11 +133,7 @@ class MaskWarpConfig:
         if self.weights not in WEIGHT_KINDS:
             raise InputError(f"{self.source}: [train] key 'weights' must be one of {', '.join(WEIGHT_KINDS)}, "
                              f"got {self.weights!r}")
-        try:
-            object.__setattr__(self, "spec", dict(self.spec))
-            make_spec(**self.spec)
-        except (InputError, TypeError) as exc:
-            raise InputError(f"{self.source}: [spec]: {exc}") from None
+        check_spec(self, make_spec)
 
     @property
     def total_steps(self) -> int:

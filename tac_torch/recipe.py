@@ -130,11 +130,7 @@ class Recipe:
             raise InputError(f"{self.source}: stage names must be unique, got {names}")
         for s in self.stages:
             check_fields(s, f"stage {s.name!r}", self.source)
-        try:
-            object.__setattr__(self, "spec", dict(self.spec))
-            make_spec(**self.spec)
-        except (InputError, TypeError) as exc:
-            raise InputError(f"{self.source}: [spec]: {exc}") from None
+        check_spec(self, make_spec)
 
     @property
     def total_steps(self) -> int:
@@ -214,6 +210,16 @@ def training_fields(config, after_training: tuple[str, ...]) -> dict[str, Any]:
     if d.get("camera_path") == "exact":
         d.pop("camera_path")
     return d
+
+
+def check_spec(config, make) -> None:
+    """Freeze ``config.spec`` as a plain dict and build it with ``make`` (a renderer's ``make_spec``):
+    ``InputError`` naming ``config.source`` when the overrides do not make a spec."""
+    try:
+        object.__setattr__(config, "spec", dict(config.spec))
+        make(**config.spec)
+    except (InputError, TypeError) as exc:
+        raise InputError(f"{config.source}: [spec]: {exc}") from None
 
 
 def check_fields(obj, where: str, source: str, skip: tuple[str, ...] = ()) -> None:
