@@ -1,7 +1,13 @@
-"""The package list in pyproject.toml names every package in the tree (an installed tac is complete)."""
+"""The package list in pyproject.toml names every package in the tree (an installed tac is complete),
+and the quick start's Makefile refuses to start a virtual environment the disk cannot hold."""
 
+import shutil
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,3 +31,33 @@ def test_package_data_files_exist():
         folder = ROOT.joinpath(*package.split("."))
         for pattern in patterns:
             assert list(folder.glob(pattern)), f"{package}: {pattern} matches nothing"
+
+
+
+needs_make = pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+
+
+@needs_make
+def test_make_refuses_a_venv_the_disk_cannot_hold(tmp_path):
+    shutil.copy(ROOT / "Makefile", tmp_path)
+    (tmp_path / "pyproject.toml").touch()
+    run = subprocess.run(["make", "venv", "VENV_GB=1e9", f"PYTHON={sys.executable}"], cwd=tmp_path,
+                         capture_output=True, text=True)
+    assert run.returncode != 0
+    assert "needs about 1e+09 GiB of free disk" in run.stderr
+    assert not (tmp_path / ".venv").exists()
+
+
+@needs_make
+def test_make_goes_on_where_the_disk_has_room(tmp_path):
+    # -n prints the recipe without running it, except lines marked ``+``: mark the check's line so it runs
+    shutil.copy(ROOT / "Makefile", tmp_path)
+    text = (tmp_path / "Makefile").read_text()
+    check = "\ttest -x $(PY) || $(PYTHON) -c \"$$DISK_CHECK\""
+    assert text.count(check) == 1
+    (tmp_path / "Makefile").write_text(text.replace(check, "\t+" + check[1:]))
+    (tmp_path / "pyproject.toml").touch()
+    run = subprocess.run(["make", "-n", "venv", "VENV_GB=0", f"PYTHON={sys.executable}"], cwd=tmp_path,
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert "-m venv .venv" in run.stdout
