@@ -44,7 +44,10 @@ class FieldSettings:
     """Whether to fit, and how hard: Adam steps per batch of pairs, its rate (codes), pairs per batch,
     the linear-model pose MSE at which a pair stops early (0: never), and the passes: each after the
     first refits around the codes kept so far, linearised there, with its own steps and rate;
-    ``beta2`` is Adam's second-moment decay in every pass."""
+    ``beta2`` is Adam's second-moment decay in every pass. A pair whose exact MSE after the passes
+    is still above ``retry_above`` (0: never) is fitted again from no field, its first pass at rate
+    ``retry_lr``, and keeps the better of the two fits: a fast first pass can throw a pair's codes to
+    the ends of their range and leave it stuck there."""
 
     enabled: bool = True
     iterations: int = 60
@@ -55,6 +58,8 @@ class FieldSettings:
     refit_iterations: int = 100
     refit_lr: float = 0.5           # smaller than a first pass's: Adam's first steps move every code by ~lr
     beta2: float = 0.999            # Adam's second-moment decay (torch's default)
+    retry_above: float = 0.0        # pairs still above this exact MSE are fitted again at retry_lr
+    retry_lr: float = 1.0
 
     def __post_init__(self):
         def number(v, kind):
@@ -78,6 +83,10 @@ class FieldSettings:
             raise InputError(f"[pose_field] refit_lr must be a number > 0, got {self.refit_lr!r}")
         if not number(self.beta2, (int, float)) or not 0 <= self.beta2 < 1:
             raise InputError(f"[pose_field] beta2 must be a number in [0, 1), got {self.beta2!r}")
+        if not number(self.retry_above, (int, float)) or not 0 <= self.retry_above < float("inf"):
+            raise InputError(f"[pose_field] retry_above must be a number >= 0, got {self.retry_above!r}")
+        if not number(self.retry_lr, (int, float)) or not 0 < self.retry_lr < float("inf"):
+            raise InputError(f"[pose_field] retry_lr must be a number > 0, got {self.retry_lr!r}")
 
 
 @dataclass
@@ -172,24 +181,50 @@ def fit_pose_field(render: Callable[[slice], torch.Tensor], targets: Targets, sc
         if response is None:   # channels last (K, 192, 256, 6), as PoseNet's input is laid out below
             response = response_map(tuple(rendered.shape[-2:]), camera, device).permute(0, 2, 3, 1).flatten(1)
         target = torch.as_tensor(targets.pose[batch, :contract.POSE_SCORED], device=device).float()
-        kept = torch.zeros(len(target), response.shape[0], device=device)
         x0, pose0 = _exact_pose(scorers, camera_pairs_uint8(rendered, camera))
-        x0 = x0.clone()                     # PoseNet's exact input with ``kept``, updated as they change
-        before[batch] = after[batch] = _mse(pose0, target)
-        for p in range(settings.passes):
-            steps, lr = (settings.refit_iterations, settings.refit_lr) if p else (settings.iterations, settings.lr)
-            for c in _candidates(posenet, response, x0, target, kept.clone(), steps, lr, settings.converged,
-                                 settings.beta2):
-                q = c.to(torch.int8).view(-1, *codes.shape[1:])
-                x1, pose1 = _exact_pose(scorers, camera_pairs_uint8(add_pose_field(rendered, q), camera))
-                err = _mse(pose1, target)
-                better = torch.from_numpy(err < after[batch]).to(device)
-                kept[better], x0[better] = c[better], x1[better]
-                after[batch] = np.minimum(err, after[batch])
-            bar.update(len(target))
+        before[batch] = _mse(pose0, target)
+        fit = _Passes(scorers, posenet, response, settings, camera)
+        kept, after[batch] = fit(rendered, target, x0, before[batch], settings.lr)
+        bar.update(len(target) * settings.passes)
+        stuck = np.flatnonzero(after[batch] > settings.retry_above) if settings.retry_above else []
+        if len(stuck):
+            rows = torch.from_numpy(stuck).to(device)
+            again, err = fit(rendered[rows], target[rows], x0[rows], before[batch][stuck], settings.retry_lr)
+            better = err < after[batch][stuck]
+            use = torch.from_numpy(better).to(device)
+            kept[rows[use]] = again[use]
+            after[start + stuck[better]] = err[better]
         codes[batch] = kept.to(torch.int8).view(-1, *codes.shape[1:]).cpu()
     bar.close()
     return FieldFit(codes, before, after)
+
+
+class _Passes:
+    """A batch's passes (``FieldSettings``), the first at a given rate, from no field."""
+
+    def __init__(self, scorers: TorchScorers, posenet, response: torch.Tensor, settings: FieldSettings,
+                 camera: tuple[int, int]):
+        self.scorers, self.posenet, self.response, self.settings, self.camera = (scorers, posenet, response,
+                                                                                  settings, camera)
+
+    def __call__(self, rendered: torch.Tensor, target: torch.Tensor, x0: torch.Tensor, before: np.ndarray,
+                 first_lr: float) -> tuple[torch.Tensor, np.ndarray]:
+        """Codes ``(B, K)`` float and each pair's exact MSE with them, from PoseNet's exact input
+        ``x0`` without the field and the MSE ``before`` it."""
+        s = self.settings
+        kept = torch.zeros(len(target), self.response.shape[0], device=x0.device)
+        x0, after = x0.clone(), before.copy()      # x0: PoseNet's exact input with ``kept``, as they change
+        for p in range(s.passes):
+            steps, lr = (s.refit_iterations, s.refit_lr) if p else (s.iterations, first_lr)
+            for c in _candidates(self.posenet, self.response, x0, target, kept.clone(), steps, lr, s.converged,
+                                 s.beta2):
+                q = c.to(torch.int8).view(-1, *pose_field.shape(1)[1:])
+                x1, pose1 = _exact_pose(self.scorers, camera_pairs_uint8(add_pose_field(rendered, q), self.camera))
+                err = _mse(pose1, target)
+                better = torch.from_numpy(err < after).to(x0.device)
+                kept[better], x0[better] = c[better], x1[better]
+                after = np.minimum(err, after)
+        return kept, after
 
 
 def _candidates(posenet, response: torch.Tensor, x0: torch.Tensor, target: torch.Tensor,

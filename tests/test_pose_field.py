@@ -406,6 +406,37 @@ def test_every_pass_fits_at_its_rate_with_the_settings_beta2(monkeypatch):
     assert made == [(3.0, (0.9, 0.95)), (0.5, (0.9, 0.95))]
 
 
+def test_pairs_left_above_retry_above_are_fitted_again_at_retry_lr_and_keep_the_better_fit(monkeypatch):
+    scorers = tiny_scorers(0)
+    p = 4
+    rendered = coarse_pairs(p, noise=8.0)
+    pose = exact_pose(scorers, add_pose_field(rendered, random_codes(p, -40, 40, seed=5)))
+    targets = Targets(seg=np.zeros((p, *contract.MODEL_INPUT_HW), np.uint8), pose=pose.astype(np.float32))
+    base = dict(iterations=6, lr=3.0, batch_pairs=3, passes=2, refit_iterations=3, refit_lr=1.0)
+    plain = fit_pose_field(lambda batch: rendered[batch], targets, scorers, FieldSettings(**base), camera=CAMERA,
+                           show_progress=False)
+    above = float(np.median(plain.after))
+    stuck = plain.after > above
+    assert 0 < stuck.sum() < p
+    made, adam = [], torch.optim.Adam
+
+    def spy(params, lr, betas):
+        made.append((lr, len(params[0])))
+        return adam(params, lr=lr, betas=betas)
+
+    monkeypatch.setattr(torch.optim, "Adam", spy)
+    fit = fit_pose_field(lambda batch: rendered[batch], targets, scorers,
+                         FieldSettings(**base, retry_above=above, retry_lr=0.7), camera=CAMERA, show_progress=False)
+    retried = [(lr, n) for lr, n in made if lr == 0.7]          # first passes of the retries, on stuck pairs only
+    assert [n for _, n in retried] == [c for c in (int(stuck[:3].sum()), int(stuck[3:].sum())) if c]
+    assert np.array_equal(fit.before, plain.before)
+    assert np.array_equal(fit.after[~stuck], plain.after[~stuck])
+    assert np.all(fit.after <= plain.after)
+    kept = exact_pose(scorers, add_pose_field(rendered, fit.codes))[:, :contract.POSE_SCORED]
+    measured = ((kept - pose[:, :contract.POSE_SCORED]) ** 2).mean(1)
+    assert np.allclose(measured, fit.after, rtol=1e-5, atol=1e-12)
+
+
 def test_zero_iterations_keep_no_codes():
     scorers = tiny_scorers(1)
     rendered = grey_pairs(2, seed=4)
@@ -420,7 +451,8 @@ def test_zero_iterations_keep_no_codes():
 def test_field_settings_are_checked():
     for bad in ({"iterations": -1}, {"iterations": 1.5}, {"lr": 0.0}, {"batch_pairs": 0}, {"passes": 0},
                 {"passes": 1.0}, {"refit_iterations": -1}, {"refit_lr": 0.0}, {"refit_lr": float("inf")},
-                {"beta2": 1.0}, {"beta2": -0.1}, {"beta2": True}):
+                {"beta2": 1.0}, {"beta2": -0.1}, {"beta2": True}, {"retry_above": -1e-3},
+                {"retry_above": float("inf")}, {"retry_lr": 0.0}, {"retry_lr": "1"}):
         with pytest.raises(InputError):
             FieldSettings(**bad)
 
