@@ -10,6 +10,8 @@
       PoseNet again: each pair keeps whichever of the two lowers its exact pose error most, or none
     --each further pass: X0 taken again by the exact path with the codes kept so far, a correction
       fitted and rounded the same way around them--> kept per pair where the exact error falls
+    --a pair still above ``retry_above``: all the passes again from no field, the first at
+      ``retry_lr``--> the better of its two fits
 
 The field is smooth and a few grey levels high, so the camera chain's clamp and rounding barely
 see it and the linear model is close (the exact check has the last word). Close, not equal:
