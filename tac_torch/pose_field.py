@@ -12,6 +12,7 @@
       fitted and rounded the same way around them--> kept per pair where the exact error falls
     --a pair still above ``retry_above``: all the passes again from no field, the first at
       ``retry_lr``--> the better of its two fits
+    --a pair still above it: ``extra_passes`` more further passes around its codes
 
 The field is smooth and a few grey levels high, so the camera chain's clamp and rounding barely
 see it and the linear model is close (the exact check has the last word). Close, not equal:
@@ -49,7 +50,9 @@ class FieldSettings:
     ``beta2`` is Adam's second-moment decay in every pass. A pair whose exact MSE after the passes
     is still above ``retry_above`` (0: never) is fitted again from no field, its first pass at rate
     ``retry_lr``, and keeps the better of the two fits: a fast first pass can throw a pair's codes to
-    the ends of their range and leave it stuck there."""
+    the ends of their range and leave it stuck there. A pair still above it after that has
+    ``extra_passes`` more refit passes around its codes: far from its target, PoseNet's linear model
+    holds only near where it was taken, and each pass takes it again."""
 
     enabled: bool = True
     iterations: int = 60
@@ -62,6 +65,7 @@ class FieldSettings:
     beta2: float = 0.999            # Adam's second-moment decay (torch's default)
     retry_above: float = 0.0        # pairs still above this exact MSE are fitted again at retry_lr
     retry_lr: float = 1.0
+    extra_passes: int = 0           # then, pairs still above retry_above: this many more refit passes
 
     def __post_init__(self):
         def number(v, kind):
@@ -89,6 +93,8 @@ class FieldSettings:
             raise InputError(f"[pose_field] retry_above must be a number >= 0, got {self.retry_above!r}")
         if not number(self.retry_lr, (int, float)) or not 0 < self.retry_lr < float("inf"):
             raise InputError(f"[pose_field] retry_lr must be a number > 0, got {self.retry_lr!r}")
+        if not number(self.extra_passes, int) or self.extra_passes < 0:
+            raise InputError(f"[pose_field] extra_passes must be an integer >= 0, got {self.extra_passes!r}")
 
 
 @dataclass
@@ -196,13 +202,19 @@ def fit_pose_field(render: Callable[[slice], torch.Tensor], targets: Targets, sc
             use = torch.from_numpy(better).to(device)
             kept[rows[use]] = again[use]
             after[start + stuck[better]] = err[better]
+        stuck = np.flatnonzero(after[batch] > settings.retry_above) if settings.retry_above else []
+        if len(stuck) and settings.extra_passes:
+            rows = torch.from_numpy(stuck).to(device)
+            kept[rows], after[start + stuck] = fit.more(rendered[rows], target[rows], kept[rows],
+                                                        after[batch][stuck], settings.extra_passes)
         codes[batch] = kept.to(torch.int8).view(-1, *codes.shape[1:]).cpu()
     bar.close()
     return FieldFit(codes, before, after)
 
 
 class _Passes:
-    """A batch's passes (``FieldSettings``), the first at a given rate, from no field."""
+    """A batch's passes (``FieldSettings``), the first at a given rate, from no field; ``more``
+    passes around given codes."""
 
     def __init__(self, scorers: TorchScorers, posenet, response: torch.Tensor, settings: FieldSettings,
                  camera: tuple[int, int]):
@@ -213,11 +225,24 @@ class _Passes:
                  first_lr: float) -> tuple[torch.Tensor, np.ndarray]:
         """Codes ``(B, K)`` float and each pair's exact MSE with them, from PoseNet's exact input
         ``x0`` without the field and the MSE ``before`` it."""
-        s = self.settings
         kept = torch.zeros(len(target), self.response.shape[0], device=x0.device)
-        x0, after = x0.clone(), before.copy()      # x0: PoseNet's exact input with ``kept``, as they change
-        for p in range(s.passes):
-            steps, lr = (s.refit_iterations, s.refit_lr) if p else (s.iterations, first_lr)
+        return self._passes(rendered, target, x0.clone(), kept, before.copy(), self.settings.passes, first_lr)
+
+    def more(self, rendered: torch.Tensor, target: torch.Tensor, kept: torch.Tensor, after: np.ndarray,
+             passes: int) -> tuple[torch.Tensor, np.ndarray]:
+        """``passes`` more refit passes around codes ``kept`` ``(B, K)``, whose exact MSE is ``after``:
+        the codes and MSE they end with (no pair's MSE rises)."""
+        q = kept.to(torch.int8).view(-1, *pose_field.shape(1)[1:])
+        x0, _ = _exact_pose(self.scorers, camera_pairs_uint8(add_pose_field(rendered, q), self.camera))
+        return self._passes(rendered, target, x0.clone(), kept.clone(), after.copy(), passes, None)
+
+    def _passes(self, rendered: torch.Tensor, target: torch.Tensor, x0: torch.Tensor, kept: torch.Tensor,
+                after: np.ndarray, passes: int, first_lr: float | None) -> tuple[torch.Tensor, np.ndarray]:
+        """``passes`` passes from codes ``kept`` (PoseNet's exact input with them ``x0``, their MSE
+        ``after``), the first a first pass at ``first_lr`` unless that is None; updates in place."""
+        s = self.settings
+        for p in range(passes):
+            steps, lr = (s.refit_iterations, s.refit_lr) if p or first_lr is None else (s.iterations, first_lr)
             for c in _candidates(self.posenet, self.response, x0, target, kept.clone(), steps, lr, s.converged,
                                  s.beta2):
                 q = c.to(torch.int8).view(-1, *pose_field.shape(1)[1:])

@@ -437,6 +437,40 @@ def test_pairs_left_above_retry_above_are_fitted_again_at_retry_lr_and_keep_the_
     assert np.allclose(measured, fit.after, rtol=1e-5, atol=1e-12)
 
 
+def test_pairs_still_above_retry_above_get_extra_refit_passes_around_their_codes(monkeypatch):
+    scorers = tiny_scorers(0)
+    p = 4
+    rendered = coarse_pairs(p, noise=8.0)
+    pose = exact_pose(scorers, add_pose_field(rendered, random_codes(p, -40, 40, seed=5)))
+    targets = Targets(seg=np.zeros((p, *contract.MODEL_INPUT_HW), np.uint8), pose=pose.astype(np.float32))
+    base = dict(iterations=6, lr=3.0, batch_pairs=4, passes=1, refit_iterations=4, refit_lr=0.9)
+    plain = fit_pose_field(lambda batch: rendered[batch], targets, scorers, FieldSettings(**base), camera=CAMERA,
+                           show_progress=False)
+    above = float(np.median(plain.after))
+    stuck = plain.after > above
+    assert 0 < stuck.sum() < p
+    made, adam = [], torch.optim.Adam
+
+    def spy(params, lr, betas):
+        made.append((lr, len(params[0])))
+        return adam(params, lr=lr, betas=betas)
+
+    monkeypatch.setattr(torch.optim, "Adam", spy)
+    # a retry rate equal to the first pass's refits nothing new: what changes is the extra passes
+    fit = fit_pose_field(lambda batch: rendered[batch], targets, scorers,
+                         FieldSettings(**base, retry_above=above, retry_lr=3.0, extra_passes=2), camera=CAMERA,
+                         show_progress=False)
+    assert made[:2] == [(3.0, p), (3.0, int(stuck.sum()))]
+    assert made[2:] == [(0.9, int(stuck.sum()))] * 2             # refit passes, on the stuck pairs only
+    assert np.array_equal(fit.after[~stuck], plain.after[~stuck])
+    assert np.all(fit.after <= plain.after) and np.any(fit.after[stuck] < plain.after[stuck])
+    kept = exact_pose(scorers, add_pose_field(rendered, fit.codes))[:, :contract.POSE_SCORED]
+    measured = ((kept - pose[:, :contract.POSE_SCORED]) ** 2).mean(1)
+    assert np.allclose(measured, fit.after, rtol=1e-5, atol=1e-12)
+    with pytest.raises(InputError, match="extra_passes must be an integer >= 0"):
+        FieldSettings(extra_passes=-1)
+
+
 def test_zero_iterations_keep_no_codes():
     scorers = tiny_scorers(1)
     rendered = grey_pairs(2, seed=4)
