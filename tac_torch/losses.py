@@ -71,30 +71,11 @@ def seg_margin_loss(logits: torch.Tensor, target: torch.Tensor, weights: LossWei
     pixels whose |lead| is within the margin weigh ``1 + boost``. Scale: like
     the fraction of pixels that disagree.
     """
-    per_pixel, w = _seg_margin_terms(logits, target, weights)
-    return (per_pixel * w).sum() / w.sum()
-
-
-def _seg_margin_terms(logits: torch.Tensor, target: torch.Tensor, weights: LossWeights):
-    """``seg_margin_loss``'s per-pixel values and weights, each (B, H, W)."""
     lead = seg_lead(logits.float(), target)
     t, m = weights.temperature, weights.margin
     per_pixel = F.softplus((m - lead) / t) / F.softplus(torch.tensor(m / t))
     w = 1.0 + weights.boost * (lead.detach().abs() < m).float()
-    return per_pixel, w
-
-
-@torch.no_grad()
-def pair_distortion(pose: torch.Tensor, seg_logits: torch.Tensor, pose_target: torch.Tensor,
-                    seg_target: torch.Tensor, weights: LossWeights = LossWeights(),
-                    pose_reference: float | torch.Tensor | None = None) -> torch.Tensor:
-    """``(B,)``: each pair's seg and pose terms of ``score_loss``, as if it were a batch of its own
-    (no gradient; nothing is read back from a GPU)."""
-    per_pixel, w = _seg_margin_terms(seg_logits, seg_target, weights)
-    seg = weights.seg * (per_pixel * w).flatten(1).sum(1) / w.flatten(1).sum(1)
-    pose = torch.stack([pose_term(pose[i:i + 1], pose_target[i:i + 1], reference=pose_reference)
-                        for i in range(pose.shape[0])])
-    return seg + weights.pose * pose
+    return (per_pixel * w).sum() / w.sum()
 
 
 @torch.no_grad()

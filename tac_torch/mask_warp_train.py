@@ -2,17 +2,16 @@
 
     frames --pair_targets (exact path, cached)--> targets: seg classes (P, 384, 512), pose (P, 12)
       --stored_codes--> class maps (P', out_h, out_w) u1, poses (P', 6); P' = ceil(N / 2)
-    step s: pairs = randperm(P, seed=(config.seed, s))[:batch_pairs], or, on a share hard_share
-      of the steps once every pair has been trained, drawn in proportion to each pair's last loss
+    step s: pairs = randperm(P, seed=(config.seed, s))[:batch_pairs]
       net(class maps, int8-quantised poses) [int4 fake-quantised weights in the QAT phase]
         --ContestChain--> score_loss --> Adam (warm-up, then cosine within each phase)
       checkpoint every N steps and at the end of each phase
     end: the network with the codes --mask_warp_export--> archive --> submission folder
 
 The renderer always sees the poses the archive will hold (int8 per dimension), and
-in the QAT phase the weights it will hold; sampling depends only on (seed, step) and
-the pairs' last losses, and every state is checkpointed (those losses too), so a
-resumed run ends with the same weights as one that ran straight through.
+in the QAT phase the weights it will hold; sampling depends only on (seed, step)
+and every state is checkpointed, so a resumed run ends with the same weights as one
+that ran straight through.
 """
 
 from __future__ import annotations
@@ -34,7 +33,7 @@ from tac_core.progress import progress
 from tac_torch import checkpoint as ckpt
 from tac_torch.archive_io import pairs_for
 from tac_torch.chain import ContestChain, Targets, pair_targets, to_device
-from tac_torch.losses import LossWeights, RunningMean, pair_distortion, score_loss
+from tac_torch.losses import LossWeights, RunningMean, score_loss
 from tac_torch.mask_warp import MaskWarp, make_spec, resize_class_maps
 from tac_torch.pose_field import FieldSettings
 from tac_torch.mask_warp_export import POSE_SPEC, WEIGHT_KINDS, archive_specs, export_submission
@@ -44,7 +43,6 @@ from tac_torch.train import SHOW_EVERY, load_frames, sampled_pairs, targets_dige
 
 PRESETS = ("demo", "contest")
 AFTER_TRAINING = ("maps", "tto", "finetune", "sidecar", "pose_field")   # tables outside the training fingerprint
-_HARD_STREAM = 7_777_777        # offsets the hard-pair draws' seeds from sampled_pairs'
 
 
 @dataclass(frozen=True)
@@ -106,7 +104,6 @@ class MaskWarpConfig:
     lr_qat: float = 1e-3               # Adam, phase 2
     lr_floor: float = 0.1              # each phase's cosine decays to lr_floor x its rate
     warmup: int = 5                    # linear warm-up steps at the start of phase 1
-    hard_share: float = 0.0            # share of steps that draw pairs by their last loss (0: uniform)
     weights: str = "int4_sym"          # the network's quantizer (rank >= 2 tensors)
     seg: float = contract.SEG_WEIGHT
     pose: float = 1.0
@@ -131,8 +128,6 @@ class MaskWarpConfig:
                 raise InputError(f"{self.source}: [train] key {key!r} must be >= 0, got {getattr(self, key)}")
         if self.total_steps < 1:
             raise InputError(f"{self.source}: [train] needs float_steps + qat_steps >= 1")
-        if not 0 <= self.hard_share <= 1:
-            raise InputError(f"{self.source}: [train] key 'hard_share' must be in [0, 1], got {self.hard_share}")
         if not self.lr > 0 or self.lr_qat < 0:
             raise InputError(f"{self.source}: [train] needs lr > 0 and lr_qat >= 0")
         if self.weights not in WEIGHT_KINDS:
@@ -282,18 +277,13 @@ class MaskWarpTrainer:
         self.chain = ContestChain(scorers, size=config.camera, path=config.camera_path)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.lr)
         self.pose_mse = RunningMean()
-        # each pair's seg + pose loss when it was last trained (NaN: not yet), for config.hard_share
-        self.pair_loss = torch.full((self.n_pairs,), float("nan"), device=device)
-        self.seen = torch.zeros(self.n_pairs, dtype=torch.bool)
-        self.all_seen = False
         self.step = 0
 
     def state(self) -> dict:
         return {"recipe_fingerprint": self.config.fingerprint(), "recipe_name": self.config.name,
                 "config": json.dumps(self.config.as_dict(), sort_keys=True), "data_key": self.data_key,
                 "network": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
-                "adam": self.optimizer.state_dict(), "rng": ckpt.rng_state(), "pose_mse": self.pose_mse.as_float(),
-                "pair_loss": self.pair_loss.detach().cpu()}
+                "adam": self.optimizer.state_dict(), "rng": ckpt.rng_state(), "pose_mse": self.pose_mse.as_float()}
 
     def restore(self, path: Path) -> None:
         """Continue from the checkpoint at ``path`` (``CheckpointError`` when it does not fit)."""
@@ -304,24 +294,12 @@ class MaskWarpTrainer:
             self.optimizer.load_state_dict(state["adam"])
             ckpt.set_rng_state(state["rng"])
             self.pose_mse.value = state.get("pose_mse")
-            if "pair_loss" in state:
-                loss = state["pair_loss"].float()
-                self.pair_loss, self.seen = loss.to(self.pair_loss.device), torch.isfinite(loss)
-                self.all_seen = bool(self.seen.all())
             self.step = int(state["step"])
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
             raise ckpt.CheckpointError(f"{path}: checkpoint does not fit this run ({exc})") from None
 
     def pairs_at(self, step: int) -> torch.Tensor:
-        """The pair indices trained at ``step``: ``train.sampled_pairs``, or, on a share
-        ``hard_share`` of the steps once every pair has a loss, drawn without replacement in
-        proportion to the pairs' last losses (on the training device: no value is read back)."""
-        share = self.config.hard_share
-        if share > 0 and self.all_seen:
-            gen = torch.Generator().manual_seed(self.config.seed * 1_000_003 + step + _HARD_STREAM)
-            if float(torch.rand((), generator=gen)) < share:
-                dev = torch.Generator(device=self.pair_loss.device).manual_seed(int(torch.randint(2**62, (), generator=gen)))
-                return torch.multinomial(self.pair_loss, self.batch, generator=dev)
+        """The pair indices trained at ``step`` (``train.sampled_pairs``)."""
         return sampled_pairs(self.config.seed, step, self.n_pairs, self.batch)
 
     def losses(self, index: torch.Tensor, qat: bool) -> dict[str, torch.Tensor]:
@@ -333,14 +311,10 @@ class MaskWarpTrainer:
         out = self.chain(rendered)
         seg_t, pose_t = self.target_tensors.batch(idx)
         rate = weights.rate > 0
-        reference = self.pose_mse.value if self.config.pose_linear else None
-        parts = score_loss(out.pose, out.seg_logits, pose_t, seg_t, weights=weights,
-                           params=dict(self.net.named_parameters()) if rate else None,
-                           specs=self.specs if rate else None, original_bytes=self.original_bytes,
-                           pose_reference=reference)
-        if self.config.hard_share > 0:
-            parts["pairs"] = pair_distortion(out.pose, out.seg_logits, pose_t, seg_t, weights, reference)
-        return parts
+        return score_loss(out.pose, out.seg_logits, pose_t, seg_t, weights=weights,
+                          params=dict(self.net.named_parameters()) if rate else None,
+                          specs=self.specs if rate else None, original_bytes=self.original_bytes,
+                          pose_reference=self.pose_mse.value if self.config.pose_linear else None)
 
     def train_step(self) -> dict[str, float]:
         """One Adam step at ``self.step``; returns the loss parts as floats."""
@@ -353,13 +327,7 @@ class MaskWarpTrainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.net.train()
-        index = self.pairs_at(self.step)
-        parts = self.losses(index, qat)
-        if "pairs" in parts:
-            self.pair_loss[to_device(index, self.device)] = parts.pop("pairs").float()
-            if not self.all_seen:       # until then the indices are sampled_pairs', on the CPU
-                self.seen[index] = True
-                self.all_seen = bool(self.seen.all())
+        parts = self.losses(self.pairs_at(self.step), qat)
         self.optimizer.zero_grad(set_to_none=True)
         parts["loss"].backward()
         self.optimizer.step()

@@ -203,14 +203,12 @@ _RANGES = {  # name: (low, high, low inclusive)
 def training_fields(config, after_training: tuple[str, ...]) -> dict[str, Any]:
     """A training config's fields as a dict, without ``source`` and the tables ``after_training``
     (what checkpoints must match). An exact camera path is left out, so that runs from before the
-    ``camera_path`` key existed keep their fingerprint; a ``hard_share`` of 0 likewise."""
+    ``camera_path`` key existed keep their fingerprint."""
     d = asdict(config)
     for key in ("source", *after_training):
         d.pop(key)
     if d.get("camera_path") == "exact":
         d.pop("camera_path")
-    if d.get("hard_share") == 0:            # likewise for uniform sampling
-        d.pop("hard_share")
     return d
 
 

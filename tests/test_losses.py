@@ -196,20 +196,3 @@ def test_pose_term_takes_a_tensor_reference():
     # a reference that is not finite yet linearises at the batch's own MSE: sqrt(10 * MSE)
     unset = pose_term(pose, target, reference=torch.tensor(float("nan")))
     assert float(unset) == pytest.approx(float(pose_term(pose, target)), rel=1e-6)
-
-
-def test_pair_distortion_is_each_pairs_seg_and_pose_terms_alone():
-    from tac_torch.losses import pair_distortion
-
-    gen = torch.Generator().manual_seed(3)
-    logits, target = torch.randn(3, 5, 8, 8, generator=gen), torch.randint(0, 5, (3, 8, 8), generator=gen)
-    pose, pose_target = torch.randn(3, 12, generator=gen), torch.randn(3, 12, generator=gen)
-    weights = LossWeights(pose=2.0)
-    for reference in (None, 0.3):
-        each = pair_distortion(pose, logits, pose_target, target, weights, reference)
-        assert each.shape == (3,)
-        for i in range(3):
-            alone = score_loss(pose[i:i + 1], logits[i:i + 1], pose_target[i:i + 1], target[i:i + 1],
-                               weights=weights, pose_reference=reference)
-            assert float(each[i]) == pytest.approx(float(alone["seg"] + alone["pose"]), rel=1e-5)
-    assert len(set(each.tolist())) == 3

@@ -412,41 +412,6 @@ def test_interrupted_and_resumed_training_equals_straight_through(tmp_path):
     assert read_model(data).frames == 5
 
 
-def test_hard_pair_sampling_draws_by_the_last_losses_and_resumes_exactly(tmp_path):
-    from tac_torch.mask_warp_train import MaskWarpTrainer
-    from tac_torch.train import sampled_pairs
-
-    with pytest.raises(InputError, match="'hard_share' must be in"):
-        tiny_config(hard_share=1.5)
-    assert tiny_config(hard_share=0.0).fingerprint() == tiny_config().fingerprint() != \
-        tiny_config(hard_share=0.5).fingerprint()
-    scorers, frames = tiny_scorers(), clip_frames(6)
-    config = tiny_config(hard_share=1.0, float_steps=8, qat_steps=2)
-    trainer = MaskWarpTrainer(config, frames, scorers, tmp_path / "p", show_progress=False)
-    assert torch.equal(trainer.pairs_at(0), sampled_pairs(config.seed, 0, 3, 1))     # nothing measured yet
-    while not trainer.all_seen:
-        trainer.train_step()
-    assert torch.isfinite(trainer.pair_loss).all() and (trainer.pair_loss > 0).all()
-    trainer.pair_loss = torch.tensor([0.0, 5.0, 0.0])        # all the weight on pair 1
-    assert {int(trainer.pairs_at(s)) for s in range(20)} == {1}
-    trainer.pair_loss = torch.tensor([0.0, 0.0, 5.0])
-    assert {int(trainer.pairs_at(s)) for s in range(20)} == {2}
-    half = MaskWarpTrainer(tiny_config(hard_share=0.5), frames, scorers, tmp_path / "q", show_progress=False)
-    half.pair_loss, half.all_seen = torch.tensor([0.0, 5.0, 0.0]), True
-    drawn = [int(half.pairs_at(s)) for s in range(200)]
-    assert 0.55 < drawn.count(1) / 200 < 0.8                 # half by loss (pair 1), half uniform (a third)
-
-    straight = MaskWarpTrainer(config, frames, scorers, tmp_path / "a", show_progress=False).run()
-    part = MaskWarpTrainer(config, frames, scorers, tmp_path / "b", show_progress=False)
-    part.run(stop_after=6)
-    assert part.all_seen            # the steps after the checkpoint draw by the losses it saved
-    resumed = MaskWarpTrainer(config, frames, scorers, tmp_path / "b", show_progress=False)
-    result = resumed.run(resume=True)
-    assert resumed.all_seen and result.finished
-    a, b = straight.model.state_dict(), result.model.state_dict()
-    assert all(torch.equal(a[k], b[k]) for k in a)
-
-
 # --- end to end ----------------------------------------------------------------------
 
 @pytest.mark.slow
