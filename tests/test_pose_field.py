@@ -406,18 +406,38 @@ def test_every_pass_fits_at_its_rate_with_the_settings_beta2(monkeypatch):
     assert made == [(3.0, (0.9, 0.95)), (0.5, (0.9, 0.95))]
 
 
-def test_pairs_left_above_retry_above_are_fitted_again_at_retry_lr_and_keep_the_better_fit(monkeypatch):
-    scorers = tiny_scorers(0)
-    p = 4
-    rendered = coarse_pairs(p, noise=8.0)
-    pose = exact_pose(scorers, add_pose_field(rendered, random_codes(p, -40, 40, seed=5)))
-    targets = Targets(seg=np.zeros((p, *contract.MODEL_INPUT_HW), np.uint8), pose=pose.astype(np.float32))
-    base = dict(iterations=6, lr=3.0, batch_pairs=3, passes=2, refit_iterations=3, refit_lr=1.0)
-    plain = fit_pose_field(lambda batch: rendered[batch], targets, scorers, FieldSettings(**base), camera=CAMERA,
-                           show_progress=False)
-    above = float(np.median(plain.after))
-    stuck = plain.after > above
-    assert 0 < stuck.sum() < p
+class _Stuck:
+    """Four pairs whose targets lie 40 codes out, fitted plainly with ``base``; ``stuck``: the pairs
+    above the median MSE after it (``above``)."""
+
+    def __init__(self, base: dict, p: int = 4):
+        self.scorers, self.base = tiny_scorers(0), base
+        self.rendered = coarse_pairs(p, noise=8.0)
+        self.pose = exact_pose(self.scorers, add_pose_field(self.rendered, random_codes(p, -40, 40, seed=5)))
+        self.targets = Targets(seg=np.zeros((p, *contract.MODEL_INPUT_HW), np.uint8),
+                               pose=self.pose.astype(np.float32))
+        self.plain = self.fit()
+        self.above = float(np.median(self.plain.after))
+        self.stuck = self.plain.after > self.above
+        assert 0 < self.stuck.sum() < p
+
+    def fit(self, **more):
+        return fit_pose_field(lambda batch: self.rendered[batch], self.targets, self.scorers,
+                              FieldSettings(**self.base, **more), camera=CAMERA, show_progress=False)
+
+    def check(self, fit) -> None:
+        """Pairs below ``above`` keep their plain fit, none gets worse, and ``fit.after`` is what
+        the kept codes score."""
+        assert np.array_equal(fit.before, self.plain.before)
+        assert np.array_equal(fit.after[~self.stuck], self.plain.after[~self.stuck])
+        assert np.all(fit.after <= self.plain.after)
+        kept = exact_pose(self.scorers, add_pose_field(self.rendered, fit.codes))[:, :contract.POSE_SCORED]
+        measured = ((kept - self.pose[:, :contract.POSE_SCORED]) ** 2).mean(1)
+        assert np.allclose(measured, fit.after, rtol=1e-5, atol=1e-12)
+
+
+def _adams_made(monkeypatch) -> list[tuple[float, int]]:
+    """(rate, pairs) of every Adam built from now on."""
     made, adam = [], torch.optim.Adam
 
     def spy(params, lr, betas):
@@ -425,48 +445,29 @@ def test_pairs_left_above_retry_above_are_fitted_again_at_retry_lr_and_keep_the_
         return adam(params, lr=lr, betas=betas)
 
     monkeypatch.setattr(torch.optim, "Adam", spy)
-    fit = fit_pose_field(lambda batch: rendered[batch], targets, scorers,
-                         FieldSettings(**base, retry_above=above, retry_lr=0.7), camera=CAMERA, show_progress=False)
+    return made
+
+
+def test_pairs_left_above_retry_above_are_fitted_again_at_retry_lr_and_keep_the_better_fit(monkeypatch):
+    case = _Stuck(dict(iterations=6, lr=3.0, batch_pairs=3, passes=2, refit_iterations=3, refit_lr=1.0))
+    made = _adams_made(monkeypatch)
+    fit = case.fit(retry_above=case.above, retry_lr=0.7)
     retried = [(lr, n) for lr, n in made if lr == 0.7]          # first passes of the retries, on stuck pairs only
+    stuck = case.stuck
     assert [n for _, n in retried] == [c for c in (int(stuck[:3].sum()), int(stuck[3:].sum())) if c]
-    assert np.array_equal(fit.before, plain.before)
-    assert np.array_equal(fit.after[~stuck], plain.after[~stuck])
-    assert np.all(fit.after <= plain.after)
-    kept = exact_pose(scorers, add_pose_field(rendered, fit.codes))[:, :contract.POSE_SCORED]
-    measured = ((kept - pose[:, :contract.POSE_SCORED]) ** 2).mean(1)
-    assert np.allclose(measured, fit.after, rtol=1e-5, atol=1e-12)
+    case.check(fit)
 
 
 def test_pairs_still_above_retry_above_get_extra_refit_passes_around_their_codes(monkeypatch):
-    scorers = tiny_scorers(0)
-    p = 4
-    rendered = coarse_pairs(p, noise=8.0)
-    pose = exact_pose(scorers, add_pose_field(rendered, random_codes(p, -40, 40, seed=5)))
-    targets = Targets(seg=np.zeros((p, *contract.MODEL_INPUT_HW), np.uint8), pose=pose.astype(np.float32))
-    base = dict(iterations=6, lr=3.0, batch_pairs=4, passes=1, refit_iterations=4, refit_lr=0.9)
-    plain = fit_pose_field(lambda batch: rendered[batch], targets, scorers, FieldSettings(**base), camera=CAMERA,
-                           show_progress=False)
-    above = float(np.median(plain.after))
-    stuck = plain.after > above
-    assert 0 < stuck.sum() < p
-    made, adam = [], torch.optim.Adam
-
-    def spy(params, lr, betas):
-        made.append((lr, len(params[0])))
-        return adam(params, lr=lr, betas=betas)
-
-    monkeypatch.setattr(torch.optim, "Adam", spy)
-    # a retry rate equal to the first pass's refits nothing new: what changes is the extra passes
-    fit = fit_pose_field(lambda batch: rendered[batch], targets, scorers,
-                         FieldSettings(**base, retry_above=above, retry_lr=3.0, extra_passes=2), camera=CAMERA,
-                         show_progress=False)
-    assert made[:2] == [(3.0, p), (3.0, int(stuck.sum()))]
-    assert made[2:] == [(0.9, int(stuck.sum()))] * 2             # refit passes, on the stuck pairs only
-    assert np.array_equal(fit.after[~stuck], plain.after[~stuck])
-    assert np.all(fit.after <= plain.after) and np.any(fit.after[stuck] < plain.after[stuck])
-    kept = exact_pose(scorers, add_pose_field(rendered, fit.codes))[:, :contract.POSE_SCORED]
-    measured = ((kept - pose[:, :contract.POSE_SCORED]) ** 2).mean(1)
-    assert np.allclose(measured, fit.after, rtol=1e-5, atol=1e-12)
+    case = _Stuck(dict(iterations=6, lr=3.0, batch_pairs=4, passes=1, refit_iterations=4, refit_lr=0.9))
+    made = _adams_made(monkeypatch)
+    # the retry at the first pass's own rate fits the same codes again: only the extra passes can gain
+    fit = case.fit(retry_above=case.above, retry_lr=3.0, extra_passes=2)
+    n = int(case.stuck.sum())
+    assert made[:2] == [(3.0, 4), (3.0, n)]
+    assert made[2:] == [(0.9, n)] * 2                           # refit passes, on the stuck pairs only
+    case.check(fit)
+    assert np.any(fit.after[case.stuck] < case.plain.after[case.stuck])
     with pytest.raises(InputError, match="extra_passes must be an integer >= 0"):
         FieldSettings(extra_passes=-1)
 
