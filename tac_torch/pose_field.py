@@ -234,6 +234,7 @@ class _Passes:
         the codes and MSE they end with (no pair's MSE rises)."""
         q = kept.to(torch.int8).view(-1, *pose_field.shape(1)[1:])
         x0, _ = _exact_pose(self.scorers, camera_pairs_uint8(add_pose_field(rendered, q), self.camera))
+        # x0 comes from inference mode: the clone is an ordinary tensor the passes can update in place
         return self._passes(rendered, target, x0.clone(), kept.clone(), after.copy(), passes, None)
 
     def _passes(self, rendered: torch.Tensor, target: torch.Tensor, x0: torch.Tensor, kept: torch.Tensor,
