@@ -32,7 +32,7 @@ from tac_core import contract, video
 from tac_core.classical import AV1, X265_BASELINE
 from tac_core.errors import InputError
 from tac_core.scenes import SceneConfig, poses
-from tac_core.scenes.clip import CACHE_ENV, DEFAULT_CRF, DEFAULT_PRESET
+from tac_core.scenes.clip import CACHE_ENV, x265_options
 from tac_core.scenes.render import Scene
 from tac_torch import preprocess, proxy
 
@@ -127,8 +127,7 @@ def scene_versions(seed: int, indices: list[int], codecs: list,
     with tempfile.TemporaryDirectory(prefix="tac-proxy-") as tmp:
         source = Path(tmp) / "source.mkv"
         video.encode_frames(source, frames, codec="libx265", fps=config.fps,
-                            options={"crf": str(DEFAULT_CRF), "preset": DEFAULT_PRESET,
-                                     "x265-params": "log-level=error"})
+                            options=x265_options())
         clean = np.stack(list(video.decode_frames(source)))
         versions = [clean] + [degraded(c, source, Path(tmp)) for c in codecs]
     settings = [{"codec": "clean"}] + [{"codec": c.name, "crf": c.crf, "scale": c.scale} for c in codecs]

@@ -160,6 +160,26 @@ def test_written_clip_decodes_close_to_the_generated_frames(tmp_path):
     assert sorted(x.name for x in tmp_path.iterdir()) == ["clip.mkv", "clip.npz"]
 
 
+def _decoded_with_pool(frames, folder, pool: int, options) -> bytes:
+    from tac_core.video import encode_frames
+
+    path = folder / f"pool{pool}.mkv"
+    options = {**options, "x265-params": f"{options['x265-params']}:pools={pool}"}
+    encode_frames(path, iter(frames), codec="libx265", fps=contract.FPS, options=options)
+    return b"".join(f.tobytes() for f in decode_frames(path))
+
+
+def test_clip_pixels_do_not_depend_on_the_machines_cores(clip8, tmp_path):
+    """x265 sizes its frame threads by the thread pool (the cores): the clip's options pin them."""
+    from tac_core.scenes.clip import x265_options
+
+    frames = clip8[0]
+    one, many = (_decoded_with_pool(frames, tmp_path, pool, x265_options()) for pool in (1, 8))
+    assert one == many
+    unpinned = {**x265_options(), "x265-params": "log-level=error"}
+    assert _decoded_with_pool(frames, tmp_path, 8, unpinned) != one   # what the pin prevents
+
+
 def test_interrupted_write_leaves_no_file(tmp_path):
     def stop(_):
         raise KeyboardInterrupt

@@ -34,6 +34,11 @@ DEFAULT_PRESET = "fast"
 VIDEO_SUFFIXES = (".mkv", ".mp4")
 CACHE_ENV = "TAC_CACHE_DIR"
 PARALLEL_FROM = 40         # frames; shorter clips are rendered in-process (no start-up cost)
+# x265 picks its number of frame threads from the machine's cores, and more than one changes the
+# encoded pixels (2 cores: 1 thread; 16 cores: 5). One frame thread makes the clip the same
+# everywhere; the thread pool (wavefront rows, lookahead) still uses every core and leaves the
+# pixels alone.
+X265_PARAMS = "log-level=error:frame-threads=1"
 X265_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
                 "veryslow", "placebo")
 
@@ -112,8 +117,8 @@ def write_clip(path: Path, config: SceneConfig = SceneConfig(), *, crf: int = DE
             yield frame
 
     try:
-        options = {"crf": str(crf), "preset": preset, "x265-params": "log-level=error"}
-        count = video.encode_frames(tmp_video, frames(), codec="libx265", fps=config.fps, options=options)
+        count = video.encode_frames(tmp_video, frames(), codec="libx265", fps=config.fps,
+                                    options=x265_options(crf, preset))
         truth.close(_poses(scene), config, SCENES_VERSION)
         finished = True
         os.replace(tmp_truth, truth_path)
@@ -127,6 +132,11 @@ def write_clip(path: Path, config: SceneConfig = SceneConfig(), *, crf: int = DE
     return {"video": str(path), "ground_truth": str(truth_path), "frames": count,
             "video_bytes": path.stat().st_size, "seconds": round(time.perf_counter() - started, 2),
             "crf": crf, "preset": preset, "config": config.to_json()}
+
+
+def x265_options(crf: int = DEFAULT_CRF, preset: str = DEFAULT_PRESET) -> dict[str, str]:
+    """PyAV options for libx265 that give the same decoded clip on every machine (``X265_PARAMS``)."""
+    return {"crf": str(crf), "preset": preset, "x265-params": X265_PARAMS}
 
 
 def rendered(config: SceneConfig, workers: int | None = None,
@@ -159,7 +169,7 @@ def default_clip(cache: Path | None = None, seconds: float = 10.0, *, seed: int 
     each write their own temporary files and the last rename wins (the files are equal).
     """
     config = SceneConfig(seed=seed, seconds=seconds)
-    key = hashlib.sha256(f"{SCENES_VERSION}|{DEFAULT_PRESET}|{DEFAULT_CRF}|{config.to_json()}".encode())
+    key = hashlib.sha256(f"{SCENES_VERSION}|{DEFAULT_PRESET}|{DEFAULT_CRF}|{X265_PARAMS}|{config.to_json()}".encode())
     folder = Path(cache) if cache is not None else cache_dir()
     try:
         folder.mkdir(parents=True, exist_ok=True)
