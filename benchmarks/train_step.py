@@ -1,14 +1,15 @@
 """One ``mask_warp`` training step through the contest chain: the linear camera path against the exact one, and the trainer's whole step.
 
     python benchmarks/train_step.py [--steps 8] [--pairs 1] [--scorers proxy|stand-in] [--device cpu|cuda]
+                                    [--preset demo|contest|recipe.toml]
                                     [--model OUT/work/mask_warp/steps/lowbit/model.pt]
 
-Builds the demo preset's renderer with seeded weights and random class maps, poses and
+Builds the ``--preset`` recipe's renderer (default demo) with seeded weights and random class maps, poses and
 targets (a step's cost does not depend on their values), then times full training steps
 (render, chain, the score loss, backward) with ``ContestChain(path="exact")`` and
 ``path="linear"``, after one warm-up step each, and prints milliseconds per pair and the ratio
 linear / exact, plus how often the two paths' SegNet classes agree on the same rendered pairs.
-It then times ``MaskWarpTrainer``'s own steps (the demo preset at ``--pairs`` pairs a step, on
+It then times ``MaskWarpTrainer``'s own steps (the same recipe at ``--pairs`` pairs a step, on
 the linear path), in the float phase and in the QAT phase: these add the rate term, Adam and,
 in QAT, the fake quantisation, and print their ratio to the bare linear step and how many
 top-level operations a step runs. On a GPU, where a small network's step is bound by launching
@@ -44,7 +45,7 @@ def _timed_steps(net, chain, maps, poses, seg_t, pose_t, steps: int) -> float:
     return (time.perf_counter() - start) / steps
 
 
-def _trainer_seconds(scorers, device: str, pairs: int, steps: int) -> dict[str, float]:
+def _trainer_seconds(scorers, device: str, pairs: int, steps: int, preset: str) -> dict[str, float]:
     """Seconds per ``MaskWarpTrainer`` step in the float and the QAT phase (after a warm-up step each)."""
     import dataclasses
     import tempfile
@@ -55,7 +56,7 @@ def _trainer_seconds(scorers, device: str, pairs: int, steps: int) -> dict[str, 
     from tac_torch.chain import Targets
     from tac_torch.mask_warp_train import MaskWarpTrainer, load_config
 
-    config = dataclasses.replace(load_config("demo"), batch_pairs=pairs, camera_path="linear")
+    config = dataclasses.replace(load_config(preset), batch_pairs=pairs, camera_path="linear")
     rng = np.random.default_rng(0)
     n = max(16, 2 * pairs)
     targets = Targets(seg=rng.integers(0, 5, (n, 384, 512), dtype=np.uint8),
@@ -93,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=8, help="timed steps per path (default 8)")
     parser.add_argument("--pairs", type=int, default=1, help="pairs per step (default 1, as the demo)")
     parser.add_argument("--scorers", default="proxy", choices=("proxy", "stand-in"))
+    parser.add_argument("--preset", default="demo", help="mask_warp recipe whose network is timed: demo, contest or a "
+                        "TOML file (default demo)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--model", type=Path, help="a mask_warp model file: measure the agreement on its pairs")
     args = parser.parse_args(argv)
@@ -107,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     from tac_torch.scorers import load_scorers, seg_classes
 
     scorers = load_scorers(args.scorers, device=args.device)
-    spec = load_config("demo").renderer_spec()
+    spec = load_config(args.preset).renderer_spec()
     net = MaskWarp(spec, seed=0).to(args.device)
     g = torch.Generator().manual_seed(0)
     b, hw = args.pairs, (spec["out_h"], spec["out_w"])
@@ -132,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
             agree.append((seg_classes(chains["exact"](rendered).seg_logits)
                           == seg_classes(chains["linear"](rendered).seg_logits)).float().mean().item())
         agree = sum(agree) / len(agree)
-    trainer = _trainer_seconds(scorers, args.device, b, args.steps)
+    trainer = _trainer_seconds(scorers, args.device, b, args.steps, args.preset)
     for path, s in seconds.items():
         print(f"{path:>6} path: {1000 * s / b:7.1f} ms per pair ({args.steps} steps of {b} pair(s), {args.scorers} scorers)")
     for phase in ("float", "qat"):
