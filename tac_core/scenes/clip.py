@@ -35,9 +35,9 @@ VIDEO_SUFFIXES = (".mkv", ".mp4")
 CACHE_ENV = "TAC_CACHE_DIR"
 PARALLEL_FROM = 40         # frames; shorter clips are rendered in-process (no start-up cost)
 # x265 picks its number of frame threads from the machine's cores, and more than one changes the
-# encoded pixels (2 cores: 1 thread; 16 cores: 5). One frame thread makes the clip the same
-# everywhere; the thread pool (wavefront rows, lookahead) still uses every core and leaves the
-# pixels alone.
+# encoded pixels (a 2-core machine gets 1 frame thread, a 16-core one several). One frame thread
+# makes the clip the same everywhere; the thread pool (wavefront rows, lookahead) still uses
+# every core and leaves the pixels alone.
 X265_PARAMS = "log-level=error:frame-threads=1"
 X265_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
                 "veryslow", "placebo")
@@ -169,7 +169,8 @@ def default_clip(cache: Path | None = None, seconds: float = 10.0, *, seed: int 
     each write their own temporary files and the last rename wins (the files are equal).
     """
     config = SceneConfig(seed=seed, seconds=seconds)
-    key = hashlib.sha256(f"{SCENES_VERSION}|{DEFAULT_PRESET}|{DEFAULT_CRF}|{X265_PARAMS}|{config.to_json()}".encode())
+    settings = f"{SCENES_VERSION}|{DEFAULT_PRESET}|{DEFAULT_CRF}|{X265_PARAMS}|{config.to_json()}"
+    key = hashlib.sha256(settings.encode())
     folder = Path(cache) if cache is not None else cache_dir()
     try:
         folder.mkdir(parents=True, exist_ok=True)
