@@ -42,10 +42,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from runtime.inflate import main  # noqa: E402
-
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        from runtime.inflate import main
+        code = main()
+    except ModuleNotFoundError as exc:      # a Python without numpy or torch: one line, like every error
+        sys.stderr.write(f"inflate: error: {sys.executable} cannot import {exc.name}; run inflate.sh with "
+                         f"a Python that has it: PYTHON=/path/to/python bash inflate.sh ...\\n")
+        code = 2
+    raise SystemExit(code)
 '''
 
 VENDORED_INIT = '"""A subset of {package}, vendored into a submission for its inflate runtime."""\n'

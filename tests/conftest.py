@@ -46,15 +46,22 @@ def small_clip(tmp_path_factory) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def python_without_tac(tmp_path_factory):
-    """A python launcher that sees site-packages (torch, numpy, av) but no installed tac:
-    what a submission's inflate.sh meets in the contest environment."""
-    folder = tmp_path_factory.mktemp("bare-python")
+def bare_python(folder: Path, first: tuple[Path, ...] = ()) -> Path:
+    """A python launcher in ``folder`` that sees ``first``, then site-packages (torch, numpy, av),
+    but no installed tac."""
     launcher = folder / "python"
-    paths = os.pathsep.join(site.getsitepackages())
+    paths = os.pathsep.join([*map(str, first), *site.getsitepackages()])
     launcher.write_text(f'#!/bin/sh\nPYTHONPATH="{paths}" exec "{sys.executable}" -S "$@"\n')
     launcher.chmod(launcher.stat().st_mode | stat.S_IEXEC)
+    return launcher
+
+
+@pytest.fixture(scope="session")
+def python_without_tac(tmp_path_factory):
+    """What a submission's inflate.sh meets in the contest environment: a Python with torch, numpy
+    and av but no tac (``bare_python``)."""
+    folder = tmp_path_factory.mktemp("bare-python")
+    launcher = bare_python(folder)
     for package in ("tac_core", "tac_torch", "tac_runtime"):
         check = subprocess.run([str(launcher), "-c", f"import {package}"], capture_output=True, text=True,
                                cwd=folder)

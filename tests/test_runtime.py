@@ -96,6 +96,31 @@ def test_exported_submission_runs_like_the_official_harness_and_scores(tmp_path,
     assert (sub / "score.json").is_file()
 
 
+def test_a_python_without_torch_is_one_line_and_exit_2(tmp_path):
+    import os
+    import subprocess
+    import zipfile
+
+    from conftest import bare_python
+
+    fake = tmp_path / "no-torch" / "torch"              # what `import torch` meets where torch is missing
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ModuleNotFoundError(\"No module named 'torch'\", name='torch')\n")
+    launcher = bare_python(tmp_path, first=(fake.parent,))         # the fake first: torch is "missing"
+    model = renderers.HnervPair(TINY, seed=5).eval()
+    sub = export_submission(tmp_path / "sub", model, renderers.init_latents(2, TINY, seed=6) * 30, 4,
+                            video_name="clip.mkv")
+    zipfile.ZipFile(sub / contract.ARCHIVE_NAME).extractall(tmp_path / "archive")
+    (tmp_path / "names.txt").write_text("clip.mkv\n")
+    run = subprocess.run(["bash", str(sub / "inflate.sh"), str(tmp_path / "archive"), str(tmp_path / "out"),
+                          str(tmp_path / "names.txt")], env={**os.environ, "PYTHON": str(launcher)},
+                         capture_output=True, text=True, cwd=tmp_path)
+    err = run.stderr.strip().splitlines()
+    assert run.returncode == 2 and len(err) == 1, run.stderr
+    assert err[0].startswith("inflate: error: ") and "cannot import torch" in err[0] and "PYTHON=" in err[0]
+    assert not (tmp_path / "out" / "clip.raw").exists()
+
+
 def test_camera_pairs_uint8_equals_the_training_chains_rounded_frames():
     from tac_torch.frames import camera_frames, camera_pairs_uint8
 
