@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Does tac's GPU path work here, and how fast is a training step? A few minutes on one GPU:
+# Does tac's GPU path work here, and how fast is a training step? Its parts, run apart, took about
+# 2 minutes on one H200 (8 and 32 pairs a step not timed together); 8 minutes on 2 CPU cores with
+# PAIRS=1 STEPS=1.
 #
 #   bash benchmarks/cuda_check.sh OUT [DEVICE]        DEVICE: cuda (default), cuda:N, cpu
 #   PYTHON=.venv/bin/python bash benchmarks/cuda_check.sh OUT     (a Python other than python3)
