@@ -9,6 +9,7 @@
     [pose_field] then the pose-field sidecar (tac_torch.pose_field.FieldSettings: enabled,
               iterations, lr, batch_pairs, converged, passes, refit_iterations, refit_lr, beta2)
 
+A file may start with ``base = "contest"`` (a preset or another file) and give only what it changes.
 Every key is checked when the recipe is built: an unknown key, a wrong type
 or a value out of range is an ``InputError`` naming the key and the file. A
 recipe's fingerprint (sha256 of its canonical JSON, training tables only) is
@@ -37,6 +38,7 @@ from tac_torch.renderers import make_spec
 PRESETS = ("demo", "contest")
 SCHEDULES = ("constant", "cosine")
 AFTER_TRAINING = ("tto", "sidecar", "pose_field")   # tables outside the training fingerprint
+NAMED_TABLES = ("recipe", "train")                  # the tables whose ``name`` labels a run
 
 
 @dataclass(frozen=True)
@@ -296,20 +298,53 @@ def recipe_from_dict(data: Mapping[str, Any], source: str = "<recipe>") -> Recip
 
 def read_toml(preset_or_path: str | Path, presets: dict[str, str], what: str) -> tuple[dict, str]:
     """Parsed TOML of a preset (``presets``: name -> file under tac_torch/presets/) or of a file path,
-    and where it came from; ``InputError`` when it is missing or not TOML."""
-    name = str(preset_or_path)
+    and where it came from; ``InputError`` when it is missing or not TOML.
+
+    A top-level ``base = "NAME"`` (a preset, or a TOML path relative to the file naming it) makes the
+    file a list of changes to that recipe: its tables are merged into the base's key by key (a table
+    it names replaces only the keys it gives; any other value, ``[[stage]]`` lists included, replaces
+    the base's) and named after its own file unless it gives a ``name``. Bases may have bases."""
+    return _read_with_bases(str(preset_or_path), presets, what, (), None)
+
+
+def _read_with_bases(name: str, presets: dict[str, str], what: str, chain: tuple[str, ...],
+                     relative_to: Path | None) -> tuple[dict, str]:
     if name in presets:
+        key = f"preset {Path(presets[name]).stem}"
         text = resources.files("tac_torch").joinpath("presets", presets[name]).read_text()
-        source = f"preset {Path(presets[name]).stem}"
+        source, here = key, None
     else:
         path = Path(name)
+        if relative_to is not None and not path.is_absolute():
+            path = relative_to / path
         if not path.is_file():
             raise InputError(f"{path}: {what} not found (or use a preset: {', '.join(sorted(set(presets)))})")
-        text, source = path.read_text(), str(path)
+        key = str(path.resolve())
+        text, source, here = path.read_text(), str(path), path.parent
+    if key in chain:
+        raise InputError(f"{source}: its bases form a loop ({' -> '.join(chain + (key,))})")
     try:
-        return tomllib.loads(text), source
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{source}: not valid TOML ({exc})") from None
+    base = data.pop("base", None)
+    if base is None:
+        return data, source
+    if not isinstance(base, str) or not base:
+        raise InputError(f"{source}: base must be a preset name or a TOML path, got {base!r}")
+    parent, _ = _read_with_bases(base, presets, what, chain + (key,), here)
+    for table in NAMED_TABLES:   # a recipe made from a base is named after its own file unless it says
+        if isinstance(parent.get(table), dict) and "name" not in data.get(table, {}):
+            parent[table] = {k: v for k, v in parent[table].items() if k != "name"}
+    return _merged(parent, data), source
+
+
+def _merged(base: dict, changes: dict) -> dict:
+    """``base`` with ``changes`` applied: tables merged key by key, any other value replaced."""
+    out = dict(base)
+    for k, v in changes.items():
+        out[k] = _merged(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
 
 
 def load_recipe(preset_or_path: str | Path) -> Recipe:

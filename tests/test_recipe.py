@@ -89,3 +89,34 @@ def test_the_pose_field_table_is_checked_and_outside_the_training_fingerprint():
     off = recipe_from_dict({**_with(), "pose_field": {"enabled": False, "iterations": 5}}, "x.toml")
     assert not off.pose_field.enabled and off.pose_field.iterations == 5
     assert off.fingerprint() == recipe_from_dict(_with(), "x.toml").fingerprint()
+
+
+def test_a_recipe_with_a_base_changes_only_what_it_names(tmp_path):
+    """``base``: tables merge key by key, lists replace, the name is the file's; bases chain; loops are refused."""
+    from tac_torch.mask_warp_train import load_config
+
+    contest = load_config("contest")
+    short = tmp_path / "short.toml"
+    short.write_text('base = "contest"\n[train]\nfloat_steps = 10\n[maps]\nsteer_rounds = 1\n')
+    got = load_config(short)
+    assert (got.float_steps, got.maps.steer_rounds, got.name) == (10, 1, "short")
+    assert (got.qat_steps, got.lr, got.spec, got.maps.steer_flips) == \
+        (contest.qat_steps, contest.lr, contest.spec, contest.maps.steer_flips)
+    (tmp_path / "sub").mkdir()
+    child = tmp_path / "sub" / "child.toml"          # a path base is relative to the file naming it
+    child.write_text('base = "../short.toml"\n[train]\nname = "kid"\nqat_steps = 4\n')
+    kid = load_config(child)
+    assert (kid.name, kid.float_steps, kid.qat_steps, kid.maps.steer_rounds) == ("kid", 10, 4, 1)
+
+    hnerv = tmp_path / "h.toml"                      # an array of tables is replaced whole
+    hnerv.write_text('base = "demo"\n[recipe]\nseed = 7\n[[stage]]\nname = "only"\nsteps = 3\n')
+    recipe = load_recipe(hnerv)
+    assert recipe.seed == 7 and [s.name for s in recipe.stages] == ["only"] and recipe.spec == load_recipe("demo").spec
+
+    loop = tmp_path / "loop.toml"
+    loop.write_text('base = "loop.toml"\n')
+    for text, words in (('base = "loop.toml"\n', "loop"), ('base = "nowhere.toml"\n', "nowhere.toml: recipe file "
+                        "not found"), ("base = 3\n", "base must be a preset name")):
+        loop.write_text(text)
+        with pytest.raises(InputError, match=words):
+            load_recipe(loop)
