@@ -67,7 +67,9 @@ class DataConfig:
         return self.frames // 2
 
     def key(self) -> str:
-        text = json.dumps({**asdict(self), "v": DATA_VERSION}, sort_keys=True)
+        """The cache folder's name: this config, the data version and the clean encode's x265 options
+        (x265's output depends on them, and on its frame threads unless they are pinned)."""
+        text = json.dumps({**asdict(self), "v": DATA_VERSION, "x265": x265_options()}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

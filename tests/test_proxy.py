@@ -88,3 +88,15 @@ def test_train_command_writes_loadable_weights(tmp_path, capsys):
 def test_train_command_refuses_odd_frames(tmp_path, capsys):
     assert main(["scorers", "train-proxy", "-o", str(tmp_path / "x"), "--frames", "3"]) == 2
     assert "--frames" in capsys.readouterr().err
+
+
+def test_the_training_data_cache_key_follows_the_encoder_options(monkeypatch):
+    """Data encoded with other x265 options (frame threads change pixels) is not reused."""
+    from tac_core.scenes import clip
+    from tac_torch.proxy_train import DataConfig
+
+    cfg = DataConfig(frames=4)
+    key = cfg.key()
+    assert key == DataConfig(frames=4).key() and key != DataConfig(frames=6).key()
+    monkeypatch.setattr(clip, "X265_PARAMS", "log-level=error")
+    assert cfg.key() != key

@@ -92,8 +92,8 @@ def write_clip(path: Path, config: SceneConfig = SceneConfig(), *, crf: int = DE
     """Write the clip to ``path`` (HEVC, .mkv or .mp4) and its ground truth to ``<stem>.npz``.
 
     ``progress(1)`` is called after each frame; ``workers`` render processes run beside the
-    encoder (default: one per CPU for clips of ``PARALLEL_FROM`` frames or more, else none). Returns the paths, frame count, video bytes
-    and the seconds it took. Interrupted, it leaves no file under either final name.
+    encoder (default: one per CPU for clips of ``PARALLEL_FROM`` frames or more, else none).
+    Returns the paths, frame count, video bytes and the seconds it took. Interrupted, it leaves no file under either final name.
     """
     path = _check_output(path)
     if isinstance(crf, bool) or not isinstance(crf, int) or not 0 <= crf <= 51:
