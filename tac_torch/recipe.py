@@ -304,11 +304,11 @@ def read_toml(preset_or_path: str | Path, presets: dict[str, str], what: str) ->
     file a list of changes to that recipe: its tables are merged into the base's key by key (a table
     it names replaces only the keys it gives; any other value, ``[[stage]]`` lists included, replaces
     the base's) and named after its own file unless it gives a ``name``. Bases may have bases."""
-    return _read_with_bases(str(preset_or_path), presets, what, (), None)
+    return _read_with_bases(str(preset_or_path), presets, what, (), None, "")
 
 
 def _read_with_bases(name: str, presets: dict[str, str], what: str, chain: tuple[str, ...],
-                     relative_to: Path | None) -> tuple[dict, str]:
+                     relative_to: Path | None, named_by: str) -> tuple[dict, str]:
     if name in presets:
         key = f"preset {Path(presets[name]).stem}"
         text = resources.files("tac_torch").joinpath("presets", presets[name]).read_text()
@@ -318,7 +318,8 @@ def _read_with_bases(name: str, presets: dict[str, str], what: str, chain: tuple
         if relative_to is not None and not path.is_absolute():
             path = relative_to / path
         if not path.is_file():
-            raise InputError(f"{path}: {what} not found (or use a preset: {', '.join(sorted(set(presets)))})")
+            by = f"{named_by}: its base " if named_by else ""
+            raise InputError(f"{by}{path}: {what} not found (or use a preset: {', '.join(sorted(set(presets)))})")
         key = str(path.resolve())
         text, source, here = path.read_text(), str(path), path.parent
     if key in chain:
@@ -332,7 +333,7 @@ def _read_with_bases(name: str, presets: dict[str, str], what: str, chain: tuple
         return data, source
     if not isinstance(base, str) or not base:
         raise InputError(f"{source}: base must be a preset name or a TOML path, got {base!r}")
-    parent, _ = _read_with_bases(base, presets, what, chain + (key,), here)
+    parent, _ = _read_with_bases(base, presets, what, chain + (key,), here, source)
     for table in NAMED_TABLES:   # a recipe made from a base is named after its own file unless it says
         if isinstance(parent.get(table), dict) and "name" not in data.get(table, {}):
             parent[table] = {k: v for k, v in parent[table].items() if k != "name"}
