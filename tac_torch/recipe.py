@@ -250,6 +250,8 @@ def check_fields(obj, where: str, source: str, skip: tuple[str, ...] = ()) -> No
 
 def known_keys(table: Mapping[str, Any], cls, where: str, source: str, extra: tuple[str, ...] = (),
            exclude: tuple[str, ...] = AFTER_TRAINING) -> dict:
+    if not isinstance(table, Mapping):
+        raise InputError(f"{source}: {where} must be a table")
     allowed = {f.name for f in fields(cls)} - {"stages", "spec", "source", *exclude} | set(extra)
     unknown = sorted(set(table) - allowed)
     if unknown:
@@ -335,7 +337,8 @@ def _read_with_bases(name: str, presets: dict[str, str], what: str, chain: tuple
         raise InputError(f"{source}: base must be a preset name or a TOML path, got {base!r}")
     parent, _ = _read_with_bases(base, presets, what, chain + (key,), here, source)
     for table in NAMED_TABLES:   # a recipe made from a base is named after its own file unless it says
-        if isinstance(parent.get(table), dict) and "name" not in data.get(table, {}):
+        own = data.get(table)
+        if isinstance(parent.get(table), dict) and not (isinstance(own, dict) and "name" in own):
             parent[table] = {k: v for k, v in parent[table].items() if k != "name"}
     return _merged(parent, data), source
 

@@ -69,6 +69,8 @@ def test_bad_files(tmp_path):
     bad.write_text("[recipe\n")
     with pytest.raises(InputError, match="not valid TOML"):
         load_recipe(bad)
+    with pytest.raises(InputError, match=r"x.toml: \[recipe\] must be a table"):
+        recipe_from_dict({"recipe": 3, "stage": [{"name": "a", "steps": 1}]}, "x.toml")
     with pytest.raises(InputError, match="unknown table 'stages'"):
         recipe_from_dict({"stages": []}, "x.toml")
     with pytest.raises(InputError, match="at least one"):
@@ -93,7 +95,7 @@ def test_the_pose_field_table_is_checked_and_outside_the_training_fingerprint():
 
 def test_a_recipe_with_a_base_changes_only_what_it_names(tmp_path):
     """``base``: tables merge key by key, lists replace, the name is the file's; bases chain; loops are refused."""
-    from tac_torch.mask_warp_train import load_config
+    from tac_torch.mask_warp_train import config_from_dict, load_config
 
     contest = load_config("contest")
     short = tmp_path / "short.toml"
@@ -113,6 +115,8 @@ def test_a_recipe_with_a_base_changes_only_what_it_names(tmp_path):
     recipe = load_recipe(hnerv)
     assert recipe.seed == 7 and [s.name for s in recipe.stages] == ["only"] and recipe.spec == load_recipe("demo").spec
 
+    with pytest.raises(InputError, match=r"x.toml: \[train\] must be a table"):
+        config_from_dict({"train": 3}, "x.toml")
     loop = tmp_path / "loop.toml"
     loop.write_text('base = "loop.toml"\n')
     for text, words in (('base = "loop.toml"\n', "loop"), ('base = "nowhere.toml"\n', "loop.toml: its base .*nowhere.toml: "
