@@ -14,8 +14,8 @@ prints, with each bin's share of all pixels and of the errors:
 - the (target -> rendered) class pairs that make most errors, and how the errors spread over the
   pairs (the worst tenth's share) and over the frame's rows (thirds).
 
-Scorers: the shipped proxy ones, or the official ones from ``--scorers-dir``. Numbers are labelled
-with that axis; on the proxy axis they describe the proxy SegNet only.
+Scorers: the shipped proxy ones, or the official ones from ``--scorers-dir``; the report's first
+line names them. With the proxy scorers the numbers describe the proxy SegNet only.
 """
 
 from __future__ import annotations
@@ -89,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scorers-dir", type=Path, help="official scorer weights (default: the proxy scorers)")
     parser.add_argument("--pairs", type=int, help="only the first N pairs")
     args = parser.parse_args(argv)
+    if args.pairs is not None and args.pairs < 1:
+        parser.error("--pairs must be at least 1")
 
     import torch
 
