@@ -189,12 +189,16 @@ def test_interrupted_write_leaves_no_file(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_default_clip_is_made_once_and_reused(tmp_path):
+def test_default_clip_is_made_once_and_reused(tmp_path, monkeypatch):
     path = default_clip(tmp_path, seconds=0.1)
     stamp = path.stat().st_mtime_ns
     assert path.suffix == ".mkv" and path.with_suffix(".npz").is_file()
     assert default_clip(tmp_path, seconds=0.1) == path and path.stat().st_mtime_ns == stamp
     assert default_clip(tmp_path, seconds=0.1, seed=1) != path
+    from tac_core.scenes import clip
+
+    monkeypatch.setattr(clip, "X265_PARAMS", "log-level=error")   # other encoder options: another clip
+    assert default_clip(tmp_path, seconds=0.1) != path
 
 
 @pytest.mark.parametrize("fields", [{"seconds": -1.0}, {"seconds": 0.0}, {"lanes": 0}, {"seed": -3},

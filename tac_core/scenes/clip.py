@@ -93,7 +93,8 @@ def write_clip(path: Path, config: SceneConfig = SceneConfig(), *, crf: int = DE
 
     ``progress(1)`` is called after each frame; ``workers`` render processes run beside the
     encoder (default: one per CPU for clips of ``PARALLEL_FROM`` frames or more, else none).
-    Returns the paths, frame count, video bytes and the seconds it took. Interrupted, it leaves no file under either final name.
+    Returns the paths, frame count, video bytes and the seconds it took. Interrupted, it leaves no
+    file under either final name.
     """
     path = _check_output(path)
     if isinstance(crf, bool) or not isinstance(crf, int) or not 0 <= crf <= 51:
@@ -169,7 +170,7 @@ def default_clip(cache: Path | None = None, seconds: float = 10.0, *, seed: int 
     each write their own temporary files and the last rename wins (the files are equal).
     """
     config = SceneConfig(seed=seed, seconds=seconds)
-    settings = f"{SCENES_VERSION}|{DEFAULT_PRESET}|{DEFAULT_CRF}|{X265_PARAMS}|{config.to_json()}"
+    settings = f"{SCENES_VERSION}|{sorted(x265_options().items())}|{config.to_json()}"
     key = hashlib.sha256(settings.encode())
     folder = Path(cache) if cache is not None else cache_dir()
     try:
