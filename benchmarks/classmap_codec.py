@@ -114,7 +114,7 @@ def main(argv=None) -> None:
         rows.append((f"AV1 {'lossless' if crf is None else f'crf {crf}'} (SVT-AV1 preset 8)", size, e, d, wrong))
 
     base = rows[0][1]
-    print(f"\n| codec | bytes | x classmap | encode s | decode s | wrong pixels |\n|---|---:|---:|---:|---:|---:|")
+    print("\n| codec | bytes | x classmap | encode s | decode s | wrong pixels |\n|---|---:|---:|---:|---:|---:|")
     for name, size, e, d, wrong in rows:
         print(f"| {name} | {size} | {size / base:.2f} | {e:.2f} | {d:.2f} | {wrong:.5f} |")
 

@@ -5,9 +5,9 @@
 Prints seconds for: the plain evaluator (decode a batch, then score it, as the official
 harness does), tac's first evaluation (empty cache), tac's repeated evaluation (cached
 reference outputs); the ratios plain/tac; whether every result is equal; and the peak
-memory of each (a subprocess each, networks warmed up at the batch shape before timing). Targets: >= 1.3x first, >= 1.8x repeated,
-peak < 3 GB at 1200 frames. Scorers are stand-ins unless --scorers is given: the timing is
-the same for any weights of the official architectures.
+memory of each (a subprocess each, networks warmed up at the batch shape before timing).
+Targets: >= 1.3x first, >= 1.8x repeated, peak < 3 GB at 1200 frames. Scorers are stand-ins
+unless --scorers is given: the timing is the same for any weights of the official architectures.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np

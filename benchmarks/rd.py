@@ -148,7 +148,8 @@ def table(rows: list[dict], args) -> str:
     lines = [f"# R-D on synthetic clips (seeds {' '.join(map(str, args.seeds))}, {args.seconds:g} s each, "
              f"scorers: {args.scorers}, axis {'proxy' if args.scorers == 'proxy' else args.scorers})", "",
              "rate = bytes / (37,545,489 x frames / 1200), the contest's bytes per frame.", "",
-             "| method | CRF / recipe | scale | bytes | rate | seg | pose | score |", "|---|---|---|---|---|---|---|---|"]
+             "| method | CRF / recipe | scale | bytes | rate | seg | pose | score |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['family']} | {r['crf']} | {r['scale']} | {r['bytes']:,} | {r['rate']:.5f} | "
                      f"{r['seg']:.3e} | {r['pose']:.3e} | {r['score']:.3f} |")

@@ -28,8 +28,8 @@ from tac_core.pipeline import run_pipeline
 
 HNERV = [("train", "no refinement"), ("tto", "+ latent TTO"), ("sidecar", "+ output-bias sidecar"),
          ("pose_field", "+ pose field")]
-MASK_WARP = [("lowbit", "no refinement"), ("maps", "+ near-lossless maps"), ("tto", "+ pose TTO"), ("finetune", "+ QAT finetune"),
-             ("sidecar", "+ output-bias sidecar"), ("pose_field", "+ pose field")]
+MASK_WARP = [("lowbit", "no refinement"), ("maps", "+ near-lossless maps"), ("tto", "+ pose TTO"),
+             ("finetune", "+ QAT finetune"), ("sidecar", "+ output-bias sidecar"), ("pose_field", "+ pose field")]
 
 
 def package_hnerv(step_dir: Path, folder: Path, video_name: str) -> Path:

@@ -1,4 +1,5 @@
-"""One ``mask_warp`` training step through the contest chain: the linear camera path against the exact one, and the trainer's whole step.
+"""One ``mask_warp`` training step through the contest chain: the linear camera path against the
+exact one, and the trainer's whole step.
 
     python benchmarks/train_step.py [--steps 8] [--pairs 1] [--scorers proxy|stand-in] [--device cpu|cuda]
                                     [--preset demo|contest|recipe.toml]
@@ -137,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         agree = sum(agree) / len(agree)
     trainer = _trainer_seconds(scorers, args.device, b, args.steps, args.preset)
     for path, s in seconds.items():
-        print(f"{path:>6} path: {1000 * s / b:7.1f} ms per pair ({args.steps} steps of {b} pair(s), {args.scorers} scorers)")
+        print(f"{path:>6} path: {1000 * s / b:7.1f} ms per pair ({args.steps} steps of {b} pair(s), "
+              f"{args.scorers} scorers)")
     for phase in ("float", "qat"):
         s = trainer[phase]
         print(f"trainer step ({phase}): {1000 * s / b:7.1f} ms per pair, {s / seconds['linear']:.2f}x the bare linear "

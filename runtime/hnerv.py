@@ -8,8 +8,8 @@
 
 The renderer and the upsampling are the training chain's own code, vendored into the
 submission (``tac_torch/renderers.py``, ``tac_torch/frames.py``); on the same device the
-frames are bit for bit those training scored and ``HnervPairRenderer.render`` returns. An odd N renders P = (N + 1) / 2 pairs
-and drops the second frame of the last one. CUDA is used when present; CPU otherwise.
+frames are bit for bit those training scored and ``HnervPairRenderer.render`` returns. An odd N
+renders P = (N + 1) / 2 pairs and drops the second frame of the last one. CUDA is used when present; CPU otherwise.
 """
 
 from __future__ import annotations

@@ -12,7 +12,6 @@ import platform
 import sys
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
-from pathlib import Path
 from typing import Any
 
 from tac_core import contract

@@ -107,7 +107,8 @@ def load_checkpoint(path: Path, fingerprint: str | None = None, data_key: str | 
     if fingerprint is not None and state.get("recipe_fingerprint") != fingerprint:
         raise CheckpointError(f"{path}: written by recipe {state.get('recipe_name')!r} "
                               f"({str(state.get('recipe_fingerprint'))[:12]}), but this run uses recipe "
-                              f"{recipe_name!r} ({fingerprint[:12]}); resume with the same recipe or use a new output folder")
+                              f"{recipe_name!r} ({fingerprint[:12]}); resume with the same recipe or use a new "
+                              "output folder")
     if data_key is not None and state.get("data_key") != data_key:
         raise CheckpointError(f"{path}: written for another clip or other scorers; "
                               "resume with the same inputs or use a new output folder")

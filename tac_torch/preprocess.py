@@ -142,7 +142,8 @@ def posenet_input_differentiable(frames: torch.Tensor) -> torch.Tensor:
 def posenet_planes_differentiable(frames: torch.Tensor) -> torch.Tensor:
     """PoseNet input ``(B, 12, 192, 256)`` from float frames ``(B, 2, 3, 384, 512)`` already at the
     model's input size (the linear camera path's output), with gradients."""
-    if frames.dim() != 5 or frames.shape[1] != contract.SEQ_LEN or tuple(frames.shape[2:]) != (3, *contract.MODEL_INPUT_HW):
+    if (frames.dim() != 5 or frames.shape[1] != contract.SEQ_LEN
+            or tuple(frames.shape[2:]) != (3, *contract.MODEL_INPUT_HW)):
         raise InputError(f"frames must have shape (B, 2, 3, {contract.MODEL_INPUT_HW[0]}, "
                          f"{contract.MODEL_INPUT_HW[1]}), got {tuple(frames.shape)}")
     return _posenet_input(frames, yuv6_differentiable, resize=lambda x: x)

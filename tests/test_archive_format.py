@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from tac_core.archive import (Architecture, ArchiveError, Chain, ChooserOptions, MalformedArchiveError,
-                              QuantSpec, SectionPlan, Stage, TensorSchema, Transform, TruncatedArchiveError,
+                              QuantSpec, SectionPlan, Stage, TensorSchema,
                               UnknownIdError, encode_archive, quantize, read_archive, write_archive)
 from tac_core.archive import format as fmt
 from tac_core.archive.varint import Cursor, svarint, uvarint

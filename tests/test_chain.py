@@ -8,8 +8,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from tac_core.errors import InputError  # noqa: E402
-from tac_torch.chain import (ContestChain, Targets, as_pairs, camera_frames, camera_pairs_uint8, pair_targets,  # noqa: E402
-                             round_ste, targets_key)
+from tac_torch.chain import (ContestChain, Targets, as_pairs, camera_frames, camera_pairs_uint8,  # noqa: E402
+                             pair_targets, round_ste, targets_key)
 from tac_torch.renderers import HnervPair, init_latents, make_spec  # noqa: E402
 from tac_torch.scorers import load_scorers  # noqa: E402
 

@@ -357,8 +357,8 @@ def test_a_second_pass_refits_around_the_kept_codes_and_never_loses():
 
     one, two = fit(1), fit(2, refit_iterations=6, refit_lr=1.0)
     assert np.array_equal(one.before, two.before)
-    assert np.all(two.after <= one.after)                   # the first pass is the one-pass fit; later ones only keep gains
-    assert two.after.mean() < one.after.mean()              # 6 steps leave room that a relinearised pass takes
+    assert np.all(two.after <= one.after)       # the first pass is the one-pass fit; later ones only keep gains
+    assert two.after.mean() < one.after.mean()  # 6 steps leave room that a relinearised pass takes
     assert int(two.codes.min()) >= -127 and int(two.codes.max()) <= 127
     kept = exact_pose(scorers, add_pose_field(rendered, two.codes))[:, :contract.POSE_SCORED]
     measured = ((kept - pose[:, :contract.POSE_SCORED]) ** 2).mean(1)

@@ -77,7 +77,8 @@ def test_module_params_quantised_for_functional_call():
     assert specs["0.weight"] == QuantSpec("int8_sym", axis=0) and specs["0.bias"] == QuantSpec("int8_sym")
     params = fake_quantized_params(net, specs)
     for name, p in net.named_parameters():
-        assert params[name].detach().numpy().tobytes() == dequantize(quantize(p.detach().numpy(), specs[name])).tobytes()
+        expected = dequantize(quantize(p.detach().numpy(), specs[name]))
+        assert params[name].detach().numpy().tobytes() == expected.tobytes()
     out = torch.func.functional_call(net, params, (torch.randn(5, 4),))
     out.sum().backward()
     assert all(p.grad is not None for p in net.parameters())

@@ -119,8 +119,9 @@ def test_a_recipe_with_a_base_changes_only_what_it_names(tmp_path):
         config_from_dict({"train": 3}, "x.toml")
     loop = tmp_path / "loop.toml"
     loop.write_text('base = "loop.toml"\n')
-    for text, words in (('base = "loop.toml"\n', "loop"), ('base = "nowhere.toml"\n', "loop.toml: its base .*nowhere.toml: "
-                        "recipe file not found"), ("base = 3\n", "base must be a preset name")):
+    for text, words in (('base = "loop.toml"\n', "loop"),
+                        ('base = "nowhere.toml"\n', "loop.toml: its base .*nowhere.toml: recipe file not found"),
+                        ("base = 3\n", "base must be a preset name")):
         loop.write_text(text)
         with pytest.raises(InputError, match=words):
             load_recipe(loop)

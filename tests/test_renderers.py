@@ -11,7 +11,7 @@ from tac_core import registry  # noqa: E402
 from tac_core.archive import QuantSpec, quantize, read_archive, write_archive  # noqa: E402
 from tac_core.archive.format import ARCH_HNERV_PAIR_V1  # noqa: E402
 from tac_core.errors import ArchiveError, InputError, WeightsError  # noqa: E402
-from tac_torch.renderers import (HNERV_PAIR_DEFAULT, HnervPair, HnervPairRenderer, architecture,  # noqa: E402
+from tac_torch.renderers import (HNERV_PAIR_DEFAULT, HnervPair, architecture,  # noqa: E402
                                  archive_schema, init_latents, make_spec, param_count, spec_id,
                                  tensor_shapes)
 

@@ -9,7 +9,6 @@ import importlib
 
 from tac_core import registry
 from tac_core.hookspecs import hookimpl
-from tac_core.registry import Command
 
 PLUGIN_NAME = "core"
 COMMAND_MODULES = (
