@@ -276,14 +276,21 @@ def mask_warp_steps(job: Job, config) -> list[Step]:
     def maps(ctx: StepContext) -> dict:
         m = mw.load_model(ctx.output("lowbit") / MODEL)
         t, frames = load_targets(ctx.output("targets"))
+        leads = None
+        if config.maps.steer_rounds and config.maps.steer_margin_floor:
+            from tac_torch.chain import as_pairs
+            from tac_torch.train import load_frames
+
+            leads = job.scorers.seg_leads(as_pairs(load_frames(job.video)))[:len(t.seg)]
         new, res = mw.edit_maps(m, t, job.scorers, config.maps, original_bytes=job.original_bytes(frames),
-                                camera=config.camera, device=job.device)
+                                original_leads=leads, camera=config.camera, device=job.device)
         mw.save_model(ctx.dir / MODEL, new)
         if config.maps.enabled:
             steered = "" if res.steer is None else (f"; steering {res.steer.errors_before:.5f} -> "
                                                     f"{res.steer.errors_after:.5f} seg (linear path)")
             _log(f"maps: {'kept' if res.kept else 'dropped'} edited maps ({res.flipped} pixels changed{steered}); "
-                 f"score {res.score_before:.5f} -> {res.score_after:.5f}, {res.bytes_before:,} -> {res.bytes_after:,} bytes")
+                 f"score {res.score_before:.5f} -> {res.score_after:.5f}, "
+                 f"{res.bytes_before:,} -> {res.bytes_after:,} bytes")
         return {"kept": res.kept, "flipped": res.flipped, "bytes_before": res.bytes_before,
                 "bytes_after": res.bytes_after, **measured({"score_before": res.score_before,
                                                             "score_after": res.score_after})}

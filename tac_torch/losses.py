@@ -64,16 +64,25 @@ def seg_lead(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return own - others.amax(dim=1)
 
 
-def seg_margin_loss(logits: torch.Tensor, target: torch.Tensor, weights: LossWeights = LossWeights()) -> torch.Tensor:
+def seg_margin_loss(logits: torch.Tensor, target: torch.Tensor, weights: LossWeights = LossWeights(),
+                    margin: torch.Tensor | None = None) -> torch.Tensor:
     """Weighted mean over pixels of ``softplus((margin - lead) / T) / softplus(margin / T)``.
 
     1 at a lead of 0, about 0 well past the margin, linear for a wrong class;
     pixels whose |lead| is within the margin weigh ``1 + boost``. Scale: like
-    the fraction of pixels that disagree.
+    the fraction of pixels that disagree. ``margin`` (B, H, W), positive, gives each pixel
+    its own margin instead of ``weights.margin``.
     """
     lead = seg_lead(logits.float(), target)
-    t, m = weights.temperature, weights.margin
-    per_pixel = F.softplus((m - lead) / t) / F.softplus(torch.tensor(m / t))
+    t = weights.temperature
+    if margin is None:
+        m = torch.tensor(weights.margin, device=lead.device)
+    elif margin.shape != lead.shape or not bool((margin > 0).all()):
+        raise InputError(f"per-pixel margins must be positive and shaped like the target {tuple(lead.shape)}, "
+                         f"got {tuple(margin.shape)}")
+    else:
+        m = margin.detach().float()
+    per_pixel = F.softplus((m - lead) / t) / F.softplus(m / t)
     w = 1.0 + weights.boost * (lead.detach().abs() < m).float()
     return (per_pixel * w).sum() / w.sum()
 

@@ -12,6 +12,12 @@ the input map's boundary by a pixel there moves the painted edge, so each round:
 
 Only second frames are rendered (SegNet sees nothing else), on the chain's linear path; the
 caller measures the result exactly, with its bytes, and keeps it only if the score falls.
+
+The margin loss asks every pixel for a lead of 2 logits by default. Most errors left after
+steering sit where the original's own SegNet lead is under 0.5 (``benchmarks/seg_errors.py``):
+jagged boundaries whose lead of 2 no painted edge can reach. ``margins`` asks each pixel for
+its own (``margins_from_leads``: the original's lead, between a floor and 2), so the gradient
+goes to the flips that can be won.
 """
 
 from __future__ import annotations
@@ -95,10 +101,11 @@ class _Seg:
         frames = linear_round_trip(self.net.second_frame(onehot), self.camera)
         return self.segnet(frames.contiguous(memory_format=torch.channels_last))
 
-    def grad_and_errors(self, maps: np.ndarray, target: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    def grad_and_errors(self, maps: np.ndarray, target: torch.Tensor,
+                        margin: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray]:
         onehot = self.net.onehot(torch.from_numpy(maps).to(self.device)).requires_grad_(True)
         logits = self.logits(onehot)
-        seg_margin_loss(logits, target, LossWeights()).backward()
+        seg_margin_loss(logits, target, LossWeights(), margin).backward()
         return onehot.grad.cpu().numpy(), (seg_classes(logits.detach()) != target).cpu().numpy()
 
     @torch.no_grad()
@@ -107,17 +114,30 @@ class _Seg:
         return (seg_classes(self.logits(onehot)) != target).cpu().numpy()
 
 
+def margins_from_leads(leads: np.ndarray, floor: float, margin: float = LossWeights().margin) -> np.ndarray:
+    """Per-pixel margins for the steering loss: the original's SegNet lead of its best class over
+    the runner-up (``TorchScorers.seg_leads``), clipped to ``floor``..``margin``, float32."""
+    if not 0 < floor <= margin:
+        raise InputError(f"the margin floor must be in (0, {margin:g}], got {floor!r}")
+    return np.clip(np.asarray(leads, dtype=np.float32), floor, margin)
+
+
 def steer_maps(net: MaskWarp, maps: np.ndarray, seg_targets: np.ndarray, scorers: TorchScorers, *, rounds: int,
-               flips: int, window: int = 2, camera: Sequence[int] = contract.CAMERA_HW, device: str = "cpu",
-               batch: int = 4, show_progress: bool = True) -> tuple[np.ndarray, SteerResult]:
+               flips: int, window: int = 2, margins: np.ndarray | None = None,
+               camera: Sequence[int] = contract.CAMERA_HW, device: str = "cpu", batch: int = 4,
+               show_progress: bool = True) -> tuple[np.ndarray, SteerResult]:
     """Class maps ``(P, h, w)`` uint8 steered for ``rounds`` rounds of at most ``flips`` flips per
     map (module docstring); ``seg_targets`` are SegNet's classes on the originals ``(P', 384, 512)``,
-    P' = P or P - 1 (an odd clip's last map is scored by no pair and left alone)."""
+    P' = P or P - 1 (an odd clip's last map is scored by no pair and left alone). ``margins``
+    (shaped like ``seg_targets``, positive): each pixel's margin in the loss (default: 2 for all)."""
     maps = np.asarray(maps)
     if maps.ndim != 3 or maps.dtype != np.uint8:
         raise InputError(f"class maps must be uint8 (P, H, W), got {maps.dtype} {maps.shape}")
     if len(seg_targets) not in (len(maps), len(maps) - 1):
         raise InputError(f"{len(seg_targets)} seg targets for {len(maps)} class maps")
+    if margins is not None and (np.shape(margins) != np.shape(seg_targets) or not np.all(np.asarray(margins) > 0)):
+        raise InputError(f"steering margins must be positive and shaped like the seg targets "
+                         f"{np.shape(seg_targets)}, got {np.shape(margins)}")
     if rounds < 0 or flips < 1 or window < 0:
         raise InputError(f"steering needs rounds >= 0, flips >= 1 and window >= 0, got {rounds}, {flips}, {window}")
     net = net.to(device).eval()
@@ -125,15 +145,15 @@ def steer_maps(net: MaskWarp, maps: np.ndarray, seg_targets: np.ndarray, scorers
     for p in trainable:                  # gradients go to the one-hot maps only
         p.requires_grad_(False)
     try:
-        return _steer(_Seg(net, scorers, tuple(camera), device), maps, seg_targets, rounds, flips, window, batch,
-                      device, show_progress)
+        return _steer(_Seg(net, scorers, tuple(camera), device), maps, seg_targets, margins, rounds, flips, window,
+                      batch, device, show_progress)
     finally:
         for p in trainable:
             p.requires_grad_(True)
 
 
-def _steer(seg: _Seg, maps: np.ndarray, seg_targets: np.ndarray, rounds: int, flips: int, window: int, batch: int,
-           device, show_progress: bool) -> tuple[np.ndarray, SteerResult]:
+def _steer(seg: _Seg, maps: np.ndarray, seg_targets: np.ndarray, margins: np.ndarray | None, rounds: int,
+           flips: int, window: int, batch: int, device, show_progress: bool) -> tuple[np.ndarray, SteerResult]:
     out = maps.copy()
     n = len(seg_targets)
     before = after = 0
@@ -141,9 +161,10 @@ def _steer(seg: _Seg, maps: np.ndarray, seg_targets: np.ndarray, rounds: int, fl
     for start in range(0, n if rounds else 0, batch):
         rows = slice(start, min(n, start + batch))
         target = torch.as_tensor(np.ascontiguousarray(seg_targets[rows]), device=device).long()
+        margin = None if margins is None else torch.as_tensor(np.asarray(margins[rows], np.float32), device=device)
         current = out[rows].copy()
         for r in range(rounds):
-            grad, errors = seg.grad_and_errors(current, target)
+            grad, errors = seg.grad_and_errors(current, target, margin)
             before += int(errors.sum()) if r == 0 else 0
             cost, cls = cheapest_flips(current, grad)
             candidate = current.copy()

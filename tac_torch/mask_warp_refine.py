@@ -37,7 +37,7 @@ from tac_core.errors import InputError
 from tac_core.files import atomic_output
 from tac_torch.chain import ContestChain, Targets
 from tac_torch.export import member_name
-from tac_torch.map_steering import SteerResult, steer_maps
+from tac_torch.map_steering import SteerResult, margins_from_leads, steer_maps
 from tac_torch.mask_warp import MaskWarp, render_uint8
 from tac_torch.mask_warp_export import POSE_SPEC, archive_specs, build_archive, check_codes
 from tac_torch.quant import quantize_values, scale_and_zero
@@ -299,12 +299,13 @@ class MapsResult:
 
 
 def edit_maps(m: MaskWarpModel, targets: Targets, scorers: TorchScorers, settings, *, original_bytes: float,
-              camera=contract.CAMERA_HW, device: str = "cpu", show_progress: bool = True
-              ) -> tuple[MaskWarpModel, MapsResult]:
+              original_leads: np.ndarray | None = None, camera=contract.CAMERA_HW, device: str = "cpu",
+              show_progress: bool = True) -> tuple[MaskWarpModel, MapsResult]:
     """The class maps edited as ``settings`` (``mask_warp_train.Maps``) asks: isolated specks flipped
     to their surroundings where the renderer's loss says they cost least (``flip_costs``), then
     steered (``tac_torch.map_steering``); kept only when the exact score with the real archive
-    bytes improves."""
+    bytes improves. A ``steer_margin_floor`` needs ``original_leads``, SegNet's leads on the
+    original pairs (``TorchScorers.seg_leads``)."""
     from tac_core.archive import simplify_class_maps
 
     bytes_before = m.archive_bytes()
@@ -315,8 +316,14 @@ def edit_maps(m: MaskWarpModel, targets: Targets, scorers: TorchScorers, setting
         cost = flip_costs(m, targets, scorers, camera=camera, device=device)
         maps = simplify_class_maps(maps, cost, settings.max_flip_fraction)
     if settings.steer_rounds:
+        margins = None
+        if settings.steer_margin_floor:
+            if original_leads is None:
+                raise InputError("[maps] steer_margin_floor needs SegNet's leads on the original pairs")
+            margins = margins_from_leads(original_leads, settings.steer_margin_floor)
         maps, steer = steer_maps(lowbit(m).model, maps, targets.seg, scorers, rounds=settings.steer_rounds,
-                                 flips=settings.steer_flips, camera=camera, device=device,
+                                 flips=settings.steer_flips, window=settings.steer_window, margins=margins,
+                                 camera=camera, device=device,
                                  show_progress=show_progress)
     candidate = replace(m, class_maps=maps)
     bytes_after = candidate.archive_bytes()

@@ -51,19 +51,27 @@ class Maps:
     map's pixels (isolated specks) flip to their surroundings' class, cheapest for the loss first (0:
     lossless). Steering (``tac_torch.map_steering``): ``steer_rounds`` rounds of at most
     ``steer_flips`` boundary pixels per map moved to a neighbour's class where SegNet's errors
-    around them fall (0 rounds: off)."""
+    in the (2 ``steer_window`` + 1)^2 window around them fall (0 rounds: off). With
+    ``steer_margin_floor`` > 0 the steering loss asks each pixel for the original's own SegNet
+    lead, clipped to that floor..2, instead of 2 for all (``map_steering.margins_from_leads``)."""
 
     max_flip_fraction: float = 0.0
     steer_rounds: int = 0
     steer_flips: int = 100
+    steer_window: int = 2
+    steer_margin_floor: float = 0.0
 
     def __post_init__(self):
         if not isinstance(self.max_flip_fraction, (int, float)) or not 0 <= self.max_flip_fraction <= 1:
             raise InputError(f"[maps] max_flip_fraction must be in 0..1, got {self.max_flip_fraction!r}")
-        for key, low in (("steer_rounds", 0), ("steer_flips", 1)):
+        for key, low in (("steer_rounds", 0), ("steer_flips", 1), ("steer_window", 0)):
             value = getattr(self, key)
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise InputError(f"[maps] {key} must be an integer >= {low}, got {value!r}")
+        floor = self.steer_margin_floor
+        if isinstance(floor, bool) or not isinstance(floor, (int, float)) or not 0 <= floor <= LossWeights().margin:
+            raise InputError(f"[maps] steer_margin_floor must be in 0..{LossWeights().margin:g} (0: off), "
+                             f"got {floor!r}")
 
     @property
     def enabled(self) -> bool:

@@ -166,6 +166,22 @@ class TorchScorers:
             raise InputError("no pairs to score")
         return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
+    def seg_leads(self, pairs: np.ndarray, batch_pairs: int = contract.BATCH_SIZE) -> np.ndarray:
+        """Per pixel of SegNet's output on each pair's last frame, by the evaluator's path: the lead
+        of its best class's logit over the runner-up's, float16 ``(P, 384, 512)``, >= 0 (a small
+        lead: a pixel the original itself nearly gives another class)."""
+        if batch_pairs < 1:
+            raise InputError(f"batch size must be positive, got {batch_pairs}")
+        if len(pairs) == 0:
+            raise InputError("no pairs to score")
+        parts = []
+        with torch.inference_mode():
+            for i in range(0, len(pairs), batch_pairs):
+                frames = preprocess.frames_float(preprocess.as_pairs_tensor(pairs[i:i + batch_pairs], self.device))
+                top2 = self.segnet(preprocess.segnet_input(frames)).float().topk(2, dim=1).values
+                parts.append((top2[:, 0] - top2[:, 1]).half().cpu().numpy())
+        return np.concatenate(parts)
+
     def _tensor(self, outputs: Mapping[str, np.ndarray], key: str, which: str) -> torch.Tensor:
         try:
             value = outputs[key]

@@ -13,8 +13,8 @@ from tac_core import contract  # noqa: E402
 from tac_core.archive import QuantSpec, quantize  # noqa: E402
 from tac_core.errors import InputError  # noqa: E402
 from tac_torch.chain import ContestChain, camera_pairs_uint8, pair_targets  # noqa: E402
-from tac_torch.losses import (LossWeights, RunningMean, pose_term, rate_bits, score_loss, seg_disagreement,  # noqa: E402
-                              seg_lead, seg_margin_loss, tensor_bits)
+from tac_torch.losses import (LossWeights, RunningMean, pose_term, rate_bits, score_loss,  # noqa: E402
+                              seg_disagreement, seg_lead, seg_margin_loss, tensor_bits)
 from tac_torch.quant import fake_quantized_params, weight_specs  # noqa: E402
 from tac_torch.renderers import HnervPair, init_latents, make_spec  # noqa: E402
 from tac_torch.scorers import load_scorers  # noqa: E402
@@ -48,6 +48,22 @@ def test_seg_surrogate_weighs_small_leads_more():
     plain = LossWeights(boost=0.0)
     with torch.no_grad():
         assert float(seg_margin_loss(logits, target)) > float(seg_margin_loss(logits, target, plain))
+
+
+def test_seg_surrogate_takes_a_margin_per_pixel():
+    target = torch.full((1, 4, 4), 2)
+    logits = _logits_with_lead(1.0)
+    assert float(seg_margin_loss(logits, target, margin=torch.full((1, 4, 4), 2.0))) == pytest.approx(
+        float(seg_margin_loss(logits, target)))
+    small = torch.full((1, 4, 4), 2.0)
+    small[0, 0, 0] = 0.5                                   # this pixel only asks for a lead of 0.5
+    logits.requires_grad_(True)
+    seg_margin_loss(logits, target, margin=small).backward()
+    g = logits.grad[0, 2]
+    assert 0 > float(g[0, 0]) > 0.5 * float(g[1, 1])         # the pixel past its own margin is pushed less
+    for bad in (torch.full((1, 4, 3), 2.0), torch.zeros((1, 4, 4))):
+        with pytest.raises(InputError, match="per-pixel margins"):
+            seg_margin_loss(logits, target, margin=bad)
 
 
 def test_pose_term_is_sqrt_of_ten_mse():

@@ -9,7 +9,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from tac_core.errors import InputError  # noqa: E402
-from tac_torch.map_steering import cheapest_flips, steer_maps, window_sum  # noqa: E402
+from tac_torch import map_steering  # noqa: E402
+from tac_torch.map_steering import cheapest_flips, margins_from_leads, steer_maps, window_sum  # noqa: E402
 
 
 def test_window_sum_matches_a_direct_sum():
@@ -85,3 +86,37 @@ def test_steering_undoes_a_renderer_that_paints_a_pixel_off():
         steer_maps(net, target, target[:0], scorers, rounds=1, flips=1)
     same, none = steer_maps(net, target, target, scorers, rounds=0, flips=1, show_progress=False)
     assert np.array_equal(same, target) and none.flipped == 0
+
+
+def test_margins_from_leads_clip_the_originals_lead_between_the_floor_and_two():
+    leads = np.array([[0.0, 0.3, 0.7], [1.9, 2.5, 40.0]], np.float16)
+    out = margins_from_leads(leads, 0.5)
+    assert out.dtype == np.float32 and np.allclose(out, [[0.5, 0.5, 0.7], [1.9, 2.0, 2.0]], atol=1e-3)
+    for floor in (0.0, -1.0, 2.5):
+        with pytest.raises(InputError, match="margin floor"):
+            margins_from_leads(leads, floor)
+
+
+def test_steering_with_per_pixel_margins():
+    from tac_torch.scorers import TorchScorers
+
+    scorers = TorchScorers("stand-in", _Threshold(), torch.nn.Identity(), {"t": "0"}, False, "cpu")
+    yy, xx = np.mgrid[0:384, 0:512]
+    target = np.stack([xx - yy > 60, xx + yy > 500]).astype(np.uint8)
+    net = _Painter()
+    kw = dict(rounds=2, flips=2000, window=1, camera=(384, 512), show_progress=False)
+    plain, res = steer_maps(net, target.copy(), target, scorers, **kw)
+    same, _ = steer_maps(net, target.copy(), target, scorers, margins=np.full(target.shape, 2.0, np.float32), **kw)
+    assert np.array_equal(plain, same)                       # a margin of 2 everywhere is the default loss
+    near = np.full(target.shape, 2.0, np.float32)
+    near[:, :, 256:] = 0.25                                 # the right half asks for a small lead only
+    _, near_res = steer_maps(net, target.copy(), target, scorers, margins=near, **kw)
+    assert near_res.errors_after < near_res.errors_before / 2
+    seg = map_steering._Seg(net, scorers, (384, 512), "cpu")     # the margins reach the loss's gradient
+    t = torch.from_numpy(target).long()
+    g_plain, _ = seg.grad_and_errors(target, t)
+    g_near, _ = seg.grad_and_errors(target, t, torch.from_numpy(near))
+    assert not np.allclose(g_plain[..., 300:], g_near[..., 300:]) and np.abs(g_plain - g_near).max() > 0
+    for bad in (np.full((2, 384, 511), 2.0, np.float32), np.zeros(target.shape, np.float32)):
+        with pytest.raises(InputError, match="steering margins"):
+            steer_maps(net, target, target, scorers, margins=bad, **kw)

@@ -172,3 +172,17 @@ def test_steered_maps_move_boundary_pixels_only_and_never_worsen_the_score(setup
         Maps(steer_rounds=-1)
     with pytest.raises(InputError, match="steer_flips"):
         Maps(steer_flips=0)
+    with pytest.raises(InputError, match="steer_window"):
+        Maps(steer_window=-1)
+    for floor in (-0.1, 2.5, "0.5", True):
+        with pytest.raises(InputError, match="steer_margin_floor"):
+            Maps(steer_margin_floor=floor)
+    with pytest.raises(InputError, match="leads on the original"):
+        edit_maps(m, targets, scorers, Maps(steer_rounds=1, steer_margin_floor=0.5), original_bytes=1e6,
+                  camera=CAMERA, show_progress=False)
+    leads = np.full(targets.seg.shape, 0.1, np.float16)
+    floored, res = edit_maps(m, targets, scorers, Maps(steer_rounds=1, steer_flips=20, steer_window=1,
+                                                       steer_margin_floor=0.5),
+                             original_bytes=1e6, original_leads=leads, camera=CAMERA, show_progress=False)
+    assert res.steer is not None and res.steer.errors_after <= res.steer.errors_before
+    assert res.score_after <= res.score_before

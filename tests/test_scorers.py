@@ -16,7 +16,7 @@ from tac_core.cli.main import main  # noqa: E402
 from tac_core.errors import InputError, WeightsError  # noqa: E402
 from tac_core.files import sha256_file  # noqa: E402
 from tac_core.interfaces import Scorer  # noqa: E402
-from tac_torch import scorer_nets  # noqa: E402
+from tac_torch import preprocess, scorer_nets  # noqa: E402
 from tac_torch.scorers import (  # noqa: E402
     UnverifiedWeightsWarning, check_state_dict, load_scorers, load_weights)
 
@@ -216,6 +216,20 @@ def test_outputs_follow_the_interface(stand_in, small_pairs):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert np.array_equal(stand_in.outputs(readonly)["pose"], out["pose"])
+
+
+def test_seg_leads_are_the_gap_between_segnets_two_best_classes(stand_in, small_pairs):
+    pairs = np.concatenate([small_pairs, small_pairs[:, ::-1], small_pairs])
+    leads = stand_in.seg_leads(pairs, batch_pairs=2)
+    assert leads.shape == (3, 384, 512) and leads.dtype == np.float16 and (leads >= 0).all()
+    with torch.inference_mode():                 # by hand, on the last frame of the second pair
+        frames = preprocess.frames_float(preprocess.as_pairs_tensor(pairs[1:2]))
+        logits = stand_in.segnet(preprocess.segnet_input(frames)).float()
+    top2 = logits.topk(2, dim=1).values
+    assert np.allclose(leads[1], (top2[0, 0] - top2[0, 1]).numpy(), atol=2e-3, rtol=1e-3)
+    assert np.allclose(leads[0], leads[2], atol=1e-2) and not np.allclose(leads[0], leads[1], atol=0.1)
+    with pytest.raises(InputError, match="no pairs"):
+        stand_in.seg_leads(pairs[:0])
 
 
 @pytest.mark.parametrize("bad", [np.zeros((1, 2, 8, 8, 3), np.float32),
