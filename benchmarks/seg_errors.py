@@ -134,8 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     for pairs in pair_batches(decode_frames(Path(run["meta"]["video"]), contract.CAMERA_HW)):
         if done >= n:
             break
-        top2 = seg_logits(pairs[:n - done]).topk(2, dim=1).values
-        margins.append((top2[:, 0] - top2[:, 1]).numpy())
+        margins.append(scorers.seg_leads(pairs[:n - done]).astype(np.float32))
         done += len(margins[-1])
     print(f"{args.out} ({args.step}, {n} pairs, {scorers.kind} scorers)")
     for line in analyse(np.concatenate(rendered), targets.seg[:n], np.concatenate(margins)):
