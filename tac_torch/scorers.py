@@ -159,28 +159,28 @@ class TorchScorers:
 
         Results depend on the batch size in the last bits; the evaluator's is 16 pairs.
         """
+        parts = self._batched(self.outputs, pairs, batch_pairs)
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+    @staticmethod
+    def _batched(fn, pairs, batch_pairs: int) -> list:
+        """``fn`` of ``pairs`` taken ``batch_pairs`` at a time, in order (at least one batch)."""
         if batch_pairs < 1:
             raise InputError(f"batch size must be positive, got {batch_pairs}")
-        parts = [self.outputs(pairs[i:i + batch_pairs]) for i in range(0, len(pairs), batch_pairs)]
-        if not parts:
+        if len(pairs) == 0:
             raise InputError("no pairs to score")
-        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        return [fn(pairs[i:i + batch_pairs]) for i in range(0, len(pairs), batch_pairs)]
 
     def seg_leads(self, pairs: np.ndarray, batch_pairs: int = contract.BATCH_SIZE) -> np.ndarray:
         """Per pixel of SegNet's output on each pair's last frame, by the evaluator's path: the lead
         of its best class's logit over the runner-up's, float16 ``(P, 384, 512)``, >= 0 (a small
         lead: a pixel the original itself nearly gives another class)."""
-        if batch_pairs < 1:
-            raise InputError(f"batch size must be positive, got {batch_pairs}")
-        if len(pairs) == 0:
-            raise InputError("no pairs to score")
-        parts = []
-        with torch.inference_mode():
-            for i in range(0, len(pairs), batch_pairs):
-                frames = preprocess.frames_float(preprocess.as_pairs_tensor(pairs[i:i + batch_pairs], self.device))
+        def leads(batch) -> np.ndarray:
+            with torch.inference_mode():
+                frames = preprocess.frames_float(preprocess.as_pairs_tensor(batch, self.device))
                 top2 = self.segnet(preprocess.segnet_input(frames)).float().topk(2, dim=1).values
-                parts.append((top2[:, 0] - top2[:, 1]).half().cpu().numpy())
-        return np.concatenate(parts)
+                return (top2[:, 0] - top2[:, 1]).half().cpu().numpy()
+        return np.concatenate(self._batched(leads, pairs, batch_pairs))
 
     def _tensor(self, outputs: Mapping[str, np.ndarray], key: str, which: str) -> torch.Tensor:
         try:
