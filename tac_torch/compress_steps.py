@@ -304,13 +304,15 @@ def mask_warp_steps(job: Job, config) -> list[Step]:
 
     def finetune(ctx: StepContext) -> dict:
         m = mw.load_model(ctx.output("tto") / MODEL)
-        new, res = mw.finetune(m, targets(ctx), job.scorers, steps=config.finetune.qat_steps,
-                               lr=config.finetune.lr, seed=config.seed, camera=config.camera, device=job.device)
+        ft = config.finetune
+        new, res = mw.finetune(m, targets(ctx), job.scorers, steps=ft.qat_steps, lr=ft.lr, seed=config.seed,
+                               pose_weight=ft.pose, judge=ft.judge, camera=config.camera, device=job.device)
         mw.save_model(ctx.dir / MODEL, new)
-        if not config.finetune.qat_steps:
+        if not ft.qat_steps:
             return {"kept": False, "steps": 0}
-        _log(f"finetune: {'kept' if res.kept else 'dropped'}; distortion score {res.before:.5f} -> {res.after:.5f}")
-        return {"kept": res.kept, "distortion_before": res.before, "distortion_after": res.after,
+        terms = "distortion score" if ft.judge == "score" else f"{ft.judge} term"
+        _log(f"finetune: {'kept' if res.kept else 'dropped'}; {terms} {res.before:.5f} -> {res.after:.5f}")
+        return {"kept": res.kept, "judge": ft.judge, "judged_before": res.before, "judged_after": res.after,
                 "steps": res.steps}
 
     def sidecar(ctx: StepContext) -> dict:

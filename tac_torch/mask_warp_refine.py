@@ -165,26 +165,35 @@ def tto_poses(m: MaskWarpModel, targets: Targets, scorers: TorchScorers, setting
     return replace(m, poses=new), result
 
 
+# What a fine-tune is judged on: the distortion score, or its seg term alone (for when a pose field
+# follows, fitted to the new weights, and recovers the pose the fine-tune gave away).
+FINETUNE_JUDGES = {"score": PairScores.score, "seg": PairScores.seg_score}
+
+
 @dataclass
 class FinetuneResult:
     kept: bool
-    before: float                   # distortion scores (exact)
+    before: float                   # exact scores on the judge's terms
     after: float
     steps: int
 
 
 def finetune(m: MaskWarpModel, targets: Targets, scorers: TorchScorers, *, steps: int, lr: float, seed: int = 0,
-             camera=contract.CAMERA_HW, device: str = "cpu", show_progress: bool = True
-             ) -> tuple[MaskWarpModel, FinetuneResult]:
-    """QAT steps on the weights with the stored poses fixed (one pair a step, seeded); the new
-    weights are kept only when the exact score of the archive they make falls."""
+             pose_weight: float = 1.0, judge: str = "score", camera=contract.CAMERA_HW, device: str = "cpu",
+             show_progress: bool = True) -> tuple[MaskWarpModel, FinetuneResult]:
+    """QAT steps on the weights with the stored poses fixed (one pair a step, seeded), the loss's
+    pose term times ``pose_weight``; the new weights are kept only when the exact score of the
+    archive they make falls, on the terms ``judge`` names (``FINETUNE_JUDGES``)."""
     from tac_core.progress import progress
-    from tac_torch.losses import score_loss
+    from tac_torch.losses import LossWeights, score_loss
     from tac_torch.quant import fake_quantized_params
 
+    if judge not in FINETUNE_JUDGES:
+        raise InputError(f"fine-tune judge must be one of {', '.join(FINETUNE_JUDGES)}, got {judge!r}")
+    weights, judged = LossWeights(pose=pose_weight), FINETUNE_JUDGES[judge]
     if steps == 0:                          # off: nothing to score
         return m, FinetuneResult(False, math.nan, math.nan, 0)
-    before = exact_scores(m, targets, scorers, camera, device)
+    before = judged(exact_scores(m, targets, scorers, camera, device))
     net = MaskWarp(m.model.spec).to(device)
     net.load_state_dict(m.model.state_dict())
     specs = {k: v for k, v in archive_specs(net, m.weights).items() if k in dict(net.named_parameters())}
@@ -199,16 +208,16 @@ def finetune(m: MaskWarpModel, targets: Targets, scorers: TorchScorers, *, steps
         index = torch.randint(len(targets), (1,), generator=gen)
         out = chain(torch.func.functional_call(net, fake_quantized_params(net, specs), (maps[index], poses[index])))
         seg_t, pose_t = targets.batch(index.numpy(), device)
-        loss = score_loss(out.pose, out.seg_logits, pose_t, seg_t)["loss"]
+        loss = score_loss(out.pose, out.seg_logits, pose_t, seg_t, weights=weights)["loss"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
     bar.close()
     candidate = replace(m, model=net.cpu().eval())
-    after = exact_scores(candidate, targets, scorers, camera, device)
-    if after.score() < before.score():
-        return candidate, FinetuneResult(True, before.score(), after.score(), steps)
-    return m, FinetuneResult(False, before.score(), before.score(), steps)
+    after = judged(exact_scores(candidate, targets, scorers, camera, device))
+    if after < before:
+        return candidate, FinetuneResult(True, before, after, steps)
+    return m, FinetuneResult(False, before, before, steps)
 
 
 def search_output_bias(m: MaskWarpModel, targets: Targets, scorers: TorchScorers, settings: TTOSettings, *,

@@ -80,15 +80,26 @@ class Maps:
 
 @dataclass(frozen=True)
 class Finetune:
-    """QAT fine-tuning of the weights after the pose TTO, the poses fixed; kept only when the
-    exact score improves."""
+    """QAT fine-tuning of the weights after the pose TTO, the poses fixed, the loss's pose term
+    times ``pose``; kept only when the exact score improves on the terms ``judge`` names
+    (``tac_torch.mask_warp_refine.FINETUNE_JUDGES``: "score" the distortion score, "seg" its seg
+    term alone, for when the pose field follows)."""
 
     qat_steps: int = 0
     lr: float = 3e-4
+    pose: float = 1.0
+    judge: str = "score"
 
     def __post_init__(self):
-        if not isinstance(self.qat_steps, int) or self.qat_steps < 0:
+        from tac_torch.mask_warp_refine import FINETUNE_JUDGES
+
+        if not isinstance(self.qat_steps, int) or isinstance(self.qat_steps, bool) or self.qat_steps < 0:
             raise InputError(f"[finetune] qat_steps must be an integer >= 0, got {self.qat_steps!r}")
+        if isinstance(self.pose, bool) or not isinstance(self.pose, (int, float)) or not self.pose >= 0:
+            raise InputError(f"[finetune] pose must be a number >= 0, got {self.pose!r}")
+        if self.judge not in FINETUNE_JUDGES:
+            raise InputError(f"[finetune] judge must be one of {', '.join(map(repr, FINETUNE_JUDGES))}, "
+                             f"got {self.judge!r}")
 PRESET_PREFIX = "mask_warp_"            # presets/mask_warp_<name>.toml
 
 

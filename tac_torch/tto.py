@@ -83,6 +83,10 @@ class PairScores:
         """The contest score these distortions give at ``rate``."""
         return contract.score(float(self.seg.mean()), float(self.mse.mean()), rate)
 
+    def seg_score(self) -> float:
+        """The score's seg term alone (no pose, no rate)."""
+        return contract.score_terms(float(self.seg.mean()), 0.0, 0.0)["seg"]
+
 
 @dataclass
 class TTOResult:

@@ -18,7 +18,7 @@ from tac_torch.mask_warp_io import read_model  # noqa: E402
 from tac_torch.mask_warp_refine import (MaskWarpModel, exact_scores, finetune, fit_field, load_model,  # noqa: E402
                                         lowbit, save_model, search_output_bias, tto_poses)
 from tac_torch.pose_field import FieldSettings  # noqa: E402
-from tac_torch.mask_warp_train import load_config, stored_codes  # noqa: E402
+from tac_torch.mask_warp_train import Finetune, load_config, stored_codes  # noqa: E402
 from tac_torch.tto import TTOSettings  # noqa: E402
 
 PAIRS = 4
@@ -62,6 +62,30 @@ def test_finetune_keeps_the_weights_only_when_the_exact_score_falls(setup):
         assert new is m
     same, none = finetune(m, targets, scorers, steps=0, lr=1e-2, camera=CAMERA, show_progress=False)
     assert same is m and not none.kept
+
+
+def _weights(m: MaskWarpModel) -> torch.Tensor:
+    return torch.cat([v.flatten() for v in m.model.state_dict().values()])
+
+
+def test_a_seg_judged_finetune_scores_the_seg_term_and_its_pose_weight_reaches_the_loss(setup):
+    import dataclasses
+
+    scorers, targets, m = setup
+    moved = dataclasses.replace(targets, pose=targets.pose + 1.0)      # only the pose targets differ
+    run = {(w, name): finetune(m, t, scorers, steps=3, lr=1e-2, pose_weight=w, judge="seg", camera=CAMERA,
+                               show_progress=False)
+           for w in (0.0, 1.0) for name, t in (("same", targets), ("moved", moved))}
+    new, res = run[1.0, "same"]
+    assert res.kept and res.before == pytest.approx(exact_scores(m, targets, scorers, CAMERA).seg_score())
+    assert exact_scores(new, targets, scorers, CAMERA).seg_score() == pytest.approx(res.after)
+    assert res.after < res.before
+    assert exact_scores(m, targets, scorers, CAMERA).score() > res.before      # the pose term is left out
+    assert all(r.kept for _, r in run.values())
+    assert torch.equal(_weights(run[0.0, "same"][0]), _weights(run[0.0, "moved"][0]))   # pose weight 0
+    assert not torch.equal(_weights(run[1.0, "same"][0]), _weights(run[1.0, "moved"][0]))
+    with pytest.raises(InputError, match="judge must be one of"):
+        finetune(m, targets, scorers, steps=1, lr=1e-2, judge="pose", camera=CAMERA, show_progress=False)
 
 
 def test_sidecar_pays_for_its_bytes_and_inflates_as_measured(setup):
@@ -127,6 +151,12 @@ def test_refinement_tables_are_outside_the_training_fingerprint():
     assert other.fingerprint() == base.fingerprint() and other.tto.max_epochs == 7
     with pytest.raises(InputError, match="qat_steps"):
         config_from_dict({"finetune": {"qat_steps": -1}})
+    seg = config_from_dict({"finetune": {"qat_steps": 2, "pose": 0, "judge": "seg"}}).finetune
+    assert (seg.pose, seg.judge) == (0, "seg") and (Finetune().pose, Finetune().judge) == (1.0, "score")
+    for bad, match in (({"judge": "pose"}, "judge must be one of 'score', 'seg'"),
+                       ({"pose": -0.5}, "pose must be a number >= 0"), ({"pose": "no"}, "pose must be")):
+        with pytest.raises(InputError, match=match):
+            config_from_dict({"finetune": bad})
     assert load_config("demo").with_total_steps(3).total_steps == 3
 
 
