@@ -311,9 +311,9 @@ def mask_warp_steps(job: Job, config) -> list[Step]:
         if not ft.qat_steps:
             return {"kept": False, "steps": 0}
         terms = "distortion score" if ft.judge == "score" else f"{ft.judge} term"
-        _log(f"finetune: {'kept' if res.kept else 'dropped'}; {terms} {res.before:.5f} -> {res.after:.5f}")
+        _log(f"finetune: {'kept' if res.kept else 'dropped'}; {terms} {res.before:.5f} -> {res.tried:.5f}")
         return {"kept": res.kept, "judge": ft.judge, "judged_before": res.before, "judged_after": res.after,
-                "steps": res.steps}
+                "judged_tried": res.tried, "steps": res.steps}
 
     def sidecar(ctx: StepContext) -> dict:
         m = mw.load_model(ctx.output("finetune") / MODEL)

@@ -173,9 +173,10 @@ FINETUNE_JUDGES = {"score": PairScores.score, "seg": PairScores.seg_score}
 @dataclass
 class FinetuneResult:
     kept: bool
-    before: float                   # exact scores on the judge's terms
-    after: float
+    before: float                   # exact scores on the judge's terms: before, kept (= before when
+    after: float                    # dropped) and the fine-tuned weights' own (NaN: nothing ran)
     steps: int
+    tried: float = math.nan
 
 
 def finetune(m: MaskWarpModel, targets: Targets, scorers: TorchScorers, *, steps: int, lr: float, seed: int = 0,
@@ -216,8 +217,8 @@ def finetune(m: MaskWarpModel, targets: Targets, scorers: TorchScorers, *, steps
     candidate = replace(m, model=net.cpu().eval())
     after = judged(exact_scores(candidate, targets, scorers, camera, device))
     if after < before:
-        return candidate, FinetuneResult(True, before, after, steps)
-    return m, FinetuneResult(False, before, before, steps)
+        return candidate, FinetuneResult(True, before, after, steps, after)
+    return m, FinetuneResult(False, before, before, steps, after)
 
 
 def search_output_bias(m: MaskWarpModel, targets: Targets, scorers: TorchScorers, settings: TTOSettings, *,

@@ -55,7 +55,7 @@ def test_pose_tto_never_worsens_and_the_archive_holds_the_measured_poses(setup):
 def test_finetune_keeps_the_weights_only_when_the_exact_score_falls(setup):
     scorers, targets, m = setup
     new, res = finetune(m, targets, scorers, steps=3, lr=1e-2, camera=CAMERA, show_progress=False)
-    assert res.after <= res.before
+    assert res.after <= res.before and res.after == min(res.before, res.tried)
     if res.kept:
         assert exact_scores(new, targets, scorers, CAMERA).score() == pytest.approx(res.after)
     else:
@@ -79,7 +79,7 @@ def test_a_seg_judged_finetune_scores_the_seg_term_and_its_pose_weight_reaches_t
     new, res = run[1.0, "same"]
     assert res.kept and res.before == pytest.approx(exact_scores(m, targets, scorers, CAMERA).seg_score())
     assert exact_scores(new, targets, scorers, CAMERA).seg_score() == pytest.approx(res.after)
-    assert res.after < res.before
+    assert res.tried == res.after < res.before
     assert exact_scores(m, targets, scorers, CAMERA).score() > res.before      # the pose term is left out
     assert all(r.kept for _, r in run.values())
     assert torch.equal(_weights(run[0.0, "same"][0]), _weights(run[0.0, "moved"][0]))   # pose weight 0
