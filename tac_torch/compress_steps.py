@@ -306,12 +306,14 @@ def mask_warp_steps(job: Job, config) -> list[Step]:
         m = mw.load_model(ctx.output("tto") / MODEL)
         ft = config.finetune
         new, res = mw.finetune(m, targets(ctx), job.scorers, steps=ft.qat_steps, lr=ft.lr, seed=config.seed,
-                               pose_weight=ft.pose, judge=ft.judge, camera=config.camera, device=job.device)
+                               pose_weight=ft.pose, judge=ft.judge, check_every=ft.check_every,
+                               camera=config.camera, device=job.device)
         mw.save_model(ctx.dir / MODEL, new)
         if not ft.qat_steps:
             return {"kept": False, "steps": 0}
         terms = "distortion score" if ft.judge == "score" else f"{ft.judge} term"
-        _log(f"finetune: {'kept' if res.kept else 'dropped'}; {terms} {res.before:.5f} -> {res.tried:.5f}")
+        _log(f"finetune: {'kept' if res.kept else 'dropped'} after {res.steps} steps; {terms} {res.before:.5f} -> "
+             f"{res.after:.5f} (last check {res.tried:.5f})")
         return {"kept": res.kept, "judge": ft.judge, "judged_before": res.before, "judged_after": res.after,
                 "judged_tried": res.tried, "steps": res.steps}
 

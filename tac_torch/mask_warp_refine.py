@@ -174,23 +174,28 @@ FINETUNE_JUDGES = {"score": PairScores.score, "seg": PairScores.seg_score}
 class FinetuneResult:
     kept: bool
     before: float                   # exact scores on the judge's terms: before, kept (= before when
-    after: float                    # dropped) and the fine-tuned weights' own (NaN: nothing ran)
-    steps: int
+    after: float                    # dropped), and the last check's (NaN: nothing ran)
+    steps: int                      # steps run (fewer than asked when a check stopped the run)
     tried: float = math.nan
 
 
 def finetune(m: MaskWarpModel, targets: Targets, scorers: TorchScorers, *, steps: int, lr: float, seed: int = 0,
-             pose_weight: float = 1.0, judge: str = "score", camera=contract.CAMERA_HW, device: str = "cpu",
-             show_progress: bool = True) -> tuple[MaskWarpModel, FinetuneResult]:
+             pose_weight: float = 1.0, judge: str = "score", check_every: int = 0, camera=contract.CAMERA_HW,
+             device: str = "cpu", show_progress: bool = True) -> tuple[MaskWarpModel, FinetuneResult]:
     """QAT steps on the weights with the stored poses fixed (one pair a step, seeded), the loss's
     pose term times ``pose_weight``; the new weights are kept only when the exact score of the
-    archive they make falls, on the terms ``judge`` names (``FINETUNE_JUDGES``)."""
+    archive they make falls, on the terms ``judge`` names (``FINETUNE_JUDGES``). With
+    ``check_every`` > 0 the weights are also scored every that many steps and the run stops at the
+    first check that does not beat the best so far, the given weights included: a fine-tune that
+    does not help costs one check, one that does runs on while it helps."""
     from tac_core.progress import progress
     from tac_torch.losses import LossWeights, score_loss
     from tac_torch.quant import fake_quantized_params
 
     if judge not in FINETUNE_JUDGES:
         raise InputError(f"fine-tune judge must be one of {', '.join(FINETUNE_JUDGES)}, got {judge!r}")
+    if check_every < 0:
+        raise InputError(f"fine-tune check_every must be >= 0, got {check_every}")
     weights, judged = LossWeights(pose=pose_weight), FINETUNE_JUDGES[judge]
     if steps == 0:                          # off: nothing to score
         return m, FinetuneResult(False, math.nan, math.nan, 0)
@@ -202,10 +207,18 @@ def finetune(m: MaskWarpModel, targets: Targets, scorers: TorchScorers, *, steps
     chain = ContestChain(scorers, size=camera)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(seed)
+    best, best_score, ran = m, before, 0
+
+    def snapshot() -> MaskWarpModel:
+        copy = MaskWarp(m.model.spec)
+        copy.load_state_dict({k: v.detach().cpu() for k, v in net.state_dict().items()})
+        return replace(m, model=copy.eval())
+
     net.train()
     bar = progress(total=steps, desc="finetune qat", unit="step", disable=not show_progress)
-    for _ in range(steps):
+    while ran < steps:
         bar.update(1)
+        ran += 1
         index = torch.randint(len(targets), (1,), generator=gen)
         out = chain(torch.func.functional_call(net, fake_quantized_params(net, specs), (maps[index], poses[index])))
         seg_t, pose_t = targets.batch(index.numpy(), device)
@@ -213,12 +226,16 @@ def finetune(m: MaskWarpModel, targets: Targets, scorers: TorchScorers, *, steps
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if ran == steps or (check_every and ran % check_every == 0):
+            candidate = snapshot()
+            score = judged(exact_scores(candidate, targets, scorers, camera, device))
+            if score >= best_score:
+                break
+            best, best_score = candidate, score
     bar.close()
-    candidate = replace(m, model=net.cpu().eval())
-    after = judged(exact_scores(candidate, targets, scorers, camera, device))
-    if after < before:
-        return candidate, FinetuneResult(True, before, after, steps, after)
-    return m, FinetuneResult(False, before, before, steps, after)
+    if best is not m:
+        return best, FinetuneResult(True, before, best_score, ran, score)
+    return m, FinetuneResult(False, before, before, ran, score)
 
 
 def search_output_bias(m: MaskWarpModel, targets: Targets, scorers: TorchScorers, settings: TTOSettings, *,

@@ -83,18 +83,22 @@ class Finetune:
     """QAT fine-tuning of the weights after the pose TTO, the poses fixed, the loss's pose term
     times ``pose``; kept only when the exact score improves on the terms ``judge`` names
     (``tac_torch.mask_warp_refine.FINETUNE_JUDGES``: "score" the distortion score, "seg" its seg
-    term alone, for when the pose field follows)."""
+    term alone, for when the pose field follows). ``check_every`` > 0 also scores the weights every
+    that many steps and stops at the first check that does not improve (0: one check at the end)."""
 
     qat_steps: int = 0
     lr: float = 3e-4
     pose: float = 1.0
     judge: str = "score"
+    check_every: int = 0
 
     def __post_init__(self):
         from tac_torch.mask_warp_refine import FINETUNE_JUDGES
 
-        if not isinstance(self.qat_steps, int) or isinstance(self.qat_steps, bool) or self.qat_steps < 0:
-            raise InputError(f"[finetune] qat_steps must be an integer >= 0, got {self.qat_steps!r}")
+        for key in ("qat_steps", "check_every"):
+            value = getattr(self, key)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise InputError(f"[finetune] {key} must be an integer >= 0, got {value!r}")
         if isinstance(self.pose, bool) or not isinstance(self.pose, (int, float)) or not self.pose >= 0:
             raise InputError(f"[finetune] pose must be a number >= 0, got {self.pose!r}")
         if self.judge not in FINETUNE_JUDGES:

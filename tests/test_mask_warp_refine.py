@@ -88,6 +88,26 @@ def test_a_seg_judged_finetune_scores_the_seg_term_and_its_pose_weight_reaches_t
         finetune(m, targets, scorers, steps=1, lr=1e-2, judge="pose", camera=CAMERA, show_progress=False)
 
 
+def test_a_checked_finetune_runs_on_while_it_helps_and_keeps_its_best_weights(setup):
+    scorers, targets, m = setup
+    kw = dict(lr=1e-2, pose_weight=0.0, judge="seg", camera=CAMERA, show_progress=False)
+    one, r1 = finetune(m, targets, scorers, steps=1, **kw)
+    two, r2 = finetune(m, targets, scorers, steps=2, **kw)
+    new, res = finetune(m, targets, scorers, steps=2, check_every=1, **kw)   # checks after steps 1 and 2
+    assert r1.kept and r1.before == res.before
+    if r2.after < r1.after:                 # the second step helped: it ran and its weights are kept
+        assert res.steps == 2 and res.after == r2.after == res.tried
+        assert torch.equal(_weights(new), _weights(two))
+    else:                                   # it did not: the run kept the first step's weights
+        assert res.steps == 2 and res.after == r1.after and res.tried == r2.tried
+        assert torch.equal(_weights(new), _weights(one))
+    # a first check that does not beat the given weights ends the run there (lr far too high)
+    worse, bad = finetune(m, targets, scorers, steps=5, check_every=1, **{**kw, "lr": 50.0})
+    assert (bad.kept, bad.steps, worse) == (False, 1, m) and bad.tried >= bad.before
+    with pytest.raises(InputError, match="check_every"):
+        finetune(m, targets, scorers, steps=1, check_every=-1, **kw)
+
+
 def test_sidecar_pays_for_its_bytes_and_inflates_as_measured(setup):
     scorers, targets, m = setup
     new, res = search_output_bias(m, targets, scorers, TTOSettings(max_epochs=1, lr=6.0, batch_pairs=2),
@@ -151,10 +171,12 @@ def test_refinement_tables_are_outside_the_training_fingerprint():
     assert other.fingerprint() == base.fingerprint() and other.tto.max_epochs == 7
     with pytest.raises(InputError, match="qat_steps"):
         config_from_dict({"finetune": {"qat_steps": -1}})
-    seg = config_from_dict({"finetune": {"qat_steps": 2, "pose": 0, "judge": "seg"}}).finetune
-    assert (seg.pose, seg.judge) == (0, "seg") and (Finetune().pose, Finetune().judge) == (1.0, "score")
+    seg = config_from_dict({"finetune": {"qat_steps": 2, "pose": 0, "judge": "seg", "check_every": 1}}).finetune
+    assert (seg.pose, seg.judge, seg.check_every) == (0, "seg", 1)
+    assert (Finetune().pose, Finetune().judge, Finetune().check_every) == (1.0, "score", 0)
     for bad, match in (({"judge": "pose"}, "judge must be one of 'score', 'seg'"),
-                       ({"pose": -0.5}, "pose must be a number >= 0"), ({"pose": "no"}, "pose must be")):
+                       ({"pose": -0.5}, "pose must be a number >= 0"), ({"pose": "no"}, "pose must be"),
+                       ({"check_every": 1.5}, "check_every must be an integer >= 0")):
         with pytest.raises(InputError, match=match):
             config_from_dict({"finetune": bad})
     assert load_config("demo").with_total_steps(3).total_steps == 3
