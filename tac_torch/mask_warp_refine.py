@@ -194,8 +194,8 @@ def finetune(m: MaskWarpModel, targets: Targets, scorers: TorchScorers, *, steps
 
     if judge not in FINETUNE_JUDGES:
         raise InputError(f"fine-tune judge must be one of {', '.join(FINETUNE_JUDGES)}, got {judge!r}")
-    if check_every < 0:
-        raise InputError(f"fine-tune check_every must be >= 0, got {check_every}")
+    if steps < 0 or check_every < 0:
+        raise InputError(f"fine-tune steps and check_every must be >= 0, got {steps} and {check_every}")
     weights, judged = LossWeights(pose=pose_weight), FINETUNE_JUDGES[judge]
     if steps == 0:                          # off: nothing to score
         return m, FinetuneResult(False, math.nan, math.nan, 0)

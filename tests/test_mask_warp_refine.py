@@ -104,8 +104,9 @@ def test_a_checked_finetune_runs_on_while_it_helps_and_keeps_its_best_weights(se
     # a first check that does not beat the given weights ends the run there (lr far too high)
     worse, bad = finetune(m, targets, scorers, steps=5, check_every=1, **{**kw, "lr": 50.0})
     assert (bad.kept, bad.steps, worse) == (False, 1, m) and bad.tried >= bad.before
-    with pytest.raises(InputError, match="check_every"):
-        finetune(m, targets, scorers, steps=1, check_every=-1, **kw)
+    for steps, every in ((1, -1), (-1, 0)):
+        with pytest.raises(InputError, match="steps and check_every must be >= 0"):
+            finetune(m, targets, scorers, steps=steps, check_every=every, **kw)
 
 
 def test_sidecar_pays_for_its_bytes_and_inflates_as_measured(setup):
