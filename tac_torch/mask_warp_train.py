@@ -2,7 +2,7 @@
 
     frames --pair_targets (exact path, cached)--> targets: seg classes (P, 384, 512), pose (P, 12)
       --stored_codes--> class maps (P', out_h, out_w) u1, poses (P', 6); P' = ceil(N / 2)
-    step s: pairs = randperm(P, seed=(config.seed, s))[:batch_pairs]
+    step s: pairs = sampled_pairs(seed, s): random draws, or shuffled epochs (config.sampling)
       net(class maps, int8-quantised poses) [int4 fake-quantised weights in the QAT phase]
         --ContestChain--> score_loss --> Adam (warm-up, then cosine within each phase)
       checkpoint every N steps and at the end of each phase
@@ -39,7 +39,8 @@ from tac_torch.pose_field import FieldSettings
 from tac_torch.mask_warp_export import POSE_SPEC, WEIGHT_KINDS, archive_specs, export_submission
 from tac_torch.quant import fake_quantized_params, quantize_values
 from tac_torch.recipe import Refine, check_fields, check_spec, known_keys, read_toml, training_fields
-from tac_torch.train import SHOW_EVERY, load_frames, sampled_pairs, targets_digest
+from tac_torch.sampling import sampled_pairs
+from tac_torch.train import SHOW_EVERY, load_frames, targets_digest
 
 PRESETS = ("demo", "contest")
 AFTER_TRAINING = ("maps", "tto", "finetune", "sidecar", "pose_field")   # tables outside the training fingerprint
@@ -117,6 +118,7 @@ class MaskWarpConfig:
     spec: Mapping[str, int] = field(default_factory=dict)
     seed: int = 0
     batch_pairs: int = 1
+    sampling: str = "random"           # how steps draw their pairs: "random" or "epochs" (sampling.SAMPLINGS)
     checkpoint_every: int = 25
     camera_h: int = contract.CAMERA_HW[0]
     camera_w: int = contract.CAMERA_HW[1]
@@ -192,8 +194,8 @@ class MaskWarpConfig:
         return qat, lr * (self.lr_floor + (1 - self.lr_floor) * 0.5 * (1 + math.cos(math.pi * t)))
 
     def as_dict(self) -> dict[str, Any]:
-        """The training part (what checkpoints must match): none of the tables after training. An
-        exact camera path is left out, so runs from before the key existed keep their fingerprint."""
+        """The training part (what checkpoints must match): none of the tables after training
+        (``recipe.training_fields``: default values of later keys are left out)."""
         return training_fields(self, AFTER_TRAINING)
 
     def fingerprint(self) -> str:
@@ -322,8 +324,8 @@ class MaskWarpTrainer:
             raise ckpt.CheckpointError(f"{path}: checkpoint does not fit this run ({exc})") from None
 
     def pairs_at(self, step: int) -> torch.Tensor:
-        """The pair indices trained at ``step`` (``train.sampled_pairs``)."""
-        return sampled_pairs(self.config.seed, step, self.n_pairs, self.batch)
+        """The pair indices trained at ``step`` (``sampling.sampled_pairs``)."""
+        return sampled_pairs(self.config.seed, step, self.n_pairs, self.batch, self.config.sampling)
 
     def losses(self, index: torch.Tensor, qat: bool) -> dict[str, torch.Tensor]:
         """The loss parts on pairs ``index`` (weights fake-quantised when ``qat``)."""

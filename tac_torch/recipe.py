@@ -1,6 +1,7 @@
 """Training recipes: a renderer spec, sampling settings and a list of stages, read from TOML.
 
-    [recipe]  name, seed, batch_pairs, checkpoint_every, camera_h/camera_w, camera_path, latent_scale
+    [recipe]  name, seed, batch_pairs, sampling, checkpoint_every, camera_h/camera_w, camera_path,
+              latent_scale
     [spec]    overrides of the hnerv_pair default spec (tac_torch.renderers.make_spec)
     [[stage]] name, steps, learning rates, weight decay, qat, ema_decay, loss weights, schedule
     [tto]     after training: test-time optimisation of the latents (enabled, max_epochs, min_gain,
@@ -31,6 +32,7 @@ from typing import Any, Mapping
 from tac_core import contract
 from tac_core.errors import InputError
 from tac_torch.chain import PATHS
+from tac_torch.sampling import SAMPLINGS
 from tac_torch.losses import LossWeights
 from tac_torch.pose_field import FieldSettings
 from tac_torch.renderers import make_spec
@@ -111,6 +113,7 @@ class Recipe:
     spec: Mapping[str, int] = field(default_factory=dict)
     seed: int = 0
     batch_pairs: int = 4
+    sampling: str = "random"          # how steps draw their pairs: "random" or "epochs" (sampling.SAMPLINGS)
     checkpoint_every: int = 100
     camera_h: int = contract.CAMERA_HW[0]
     camera_w: int = contract.CAMERA_HW[1]
@@ -188,7 +191,7 @@ class Recipe:
         return hashlib.sha256(text.encode()).hexdigest()
 
 
-_CHOICES = {"schedule": SCHEDULES, "camera_path": PATHS}   # name: the values it may take
+_CHOICES = {"schedule": SCHEDULES, "camera_path": PATHS, "sampling": SAMPLINGS}   # name: the values it may take
 _RANGES = {  # name: (low, high, low inclusive)
     "steps": (1, None, True), "batch_pairs": (1, None, True), "checkpoint_every": (1, None, True),
     "camera_h": (2, None, True), "camera_w": (2, None, True), "seed": (0, None, True),
@@ -204,13 +207,14 @@ _RANGES = {  # name: (low, high, low inclusive)
 
 def training_fields(config, after_training: tuple[str, ...]) -> dict[str, Any]:
     """A training config's fields as a dict, without ``source`` and the tables ``after_training``
-    (what checkpoints must match). An exact camera path is left out, so that runs from before the
-    ``camera_path`` key existed keep their fingerprint."""
+    (what checkpoints must match). An exact camera path and random sampling are left out, so that
+    runs from before the ``camera_path`` and ``sampling`` keys existed keep their fingerprint."""
     d = asdict(config)
     for key in ("source", *after_training):
         d.pop(key)
-    if d.get("camera_path") == "exact":
-        d.pop("camera_path")
+    for key, old_default in (("camera_path", "exact"), ("sampling", "random")):
+        if d.get(key) == old_default:
+            d.pop(key)
     return d
 
 

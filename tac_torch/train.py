@@ -38,6 +38,7 @@ from tac_torch.losses import RunningMean, rate_bits, score_loss
 from tac_torch.quant import fake_quantize, fake_quantized_params, quantize_values, weight_specs
 from tac_torch.recipe import Recipe
 from tac_torch.renderers import LATENTS, HnervPair, init_latents, render_uint8
+from tac_torch.sampling import sampled_pairs
 from tac_torch.scorers import TorchScorers
 
 MODEL_FILE = "model.pt"
@@ -147,13 +148,6 @@ def archive_score_fn(spec: Mapping[str, int], targets: Targets, scorers: TorchSc
 
 
 SHOW_EVERY = 10          # training progress bars show the loss parts every this many steps
-
-
-def sampled_pairs(seed: int, step: int, n_pairs: int, batch: int) -> torch.Tensor:
-    """The pairs trained at ``step``: a prefix of a permutation seeded by (seed, step) only, so a
-    resumed run samples what an uninterrupted one would."""
-    gen = torch.Generator().manual_seed(seed * 1_000_003 + step)
-    return torch.randperm(n_pairs, generator=gen)[:batch]
 
 
 def targets_digest(targets: Targets) -> str:
@@ -302,7 +296,8 @@ class Trainer:
 
     def pairs_at(self, step: int) -> torch.Tensor:
         """This rank's pair indices at ``step``: a slice of ``sampled_pairs``."""
-        return sampled_pairs(self.recipe.seed, step, self.n_pairs, self.batch)[self.world.rank::self.world.size]
+        pairs = sampled_pairs(self.recipe.seed, step, self.n_pairs, self.batch, self.recipe.sampling)
+        return pairs[self.world.rank::self.world.size]
 
     def losses(self, index: torch.Tensor, stage) -> dict[str, torch.Tensor]:
         """The loss parts on pairs ``index`` (quantised decoder and latents when ``stage.qat``)."""

@@ -342,6 +342,10 @@ def test_configs_are_checked_and_presets_load():
     linear = config_from_dict({"train": {"camera_path": "linear"}}).fingerprint()
     exact = config_from_dict({"train": {"camera_path": "exact"}}).fingerprint()
     assert exact == config_from_dict({}).fingerprint() != linear
+    with pytest.raises(InputError, match="'sampling' must be one of random, epochs"):
+        config_from_dict({"train": {"sampling": "even"}})
+    epochs = config_from_dict({"train": {"sampling": "epochs"}}).fingerprint()   # random: as before the key
+    assert config_from_dict({"train": {"sampling": "random"}}).fingerprint() == config_from_dict({}).fingerprint() != epochs
     with pytest.raises(InputError, match=r"unknown key 'iters' in \[pose_field\]"):
         config_from_dict({"pose_field": {"iters": 3}})
     with pytest.raises(InputError, match=r"\[pose_field\] lr"):
@@ -388,12 +392,17 @@ def test_a_few_steps_lower_the_loss(tmp_path, path):
     assert last < first, (first, last)
 
 
-def test_interrupted_and_resumed_training_equals_straight_through(tmp_path):
+@pytest.mark.parametrize("sampling", ["random", "epochs"])
+def test_interrupted_and_resumed_training_equals_straight_through(tmp_path, sampling):
     from tac_torch.checkpoint import latest_checkpoint
     from tac_torch.mask_warp_train import MaskWarpTrainer
+    from tac_torch.sampling import sampled_pairs
 
-    scorers, config, frames = tiny_scorers(), tiny_config(), clip_frames(5)
-    straight = MaskWarpTrainer(config, frames, scorers, tmp_path / "a", show_progress=False).run()
+    scorers, config, frames = tiny_scorers(), tiny_config(sampling=sampling), clip_frames(5)
+    straight = MaskWarpTrainer(config, frames, scorers, tmp_path / "a", show_progress=False)
+    assert [straight.pairs_at(s).tolist() for s in range(4)] == [
+        sampled_pairs(0, s, straight.n_pairs, 1, sampling).tolist() for s in range(4)]
+    straight = straight.run()
     assert straight.finished and straight.step == 4 and straight.frames == 5
     assert straight.class_maps.shape == (3, 16, 24) and straight.poses.shape == (3, 6)
 

@@ -43,6 +43,10 @@ def test_recipe_from_file_and_fingerprint(tmp_path):
     linear = recipe_from_dict(_with(recipe__camera_path="linear"))
     assert exact.fingerprint() == recipe_from_dict(_with()).fingerprint() != linear.fingerprint()
     assert linear.camera_path == "linear"
+    # so for the pairs' sampling: random (the default) as before the key, epochs changes it
+    epochs = recipe_from_dict(_with(recipe__sampling="epochs"))
+    assert recipe_from_dict(_with(recipe__sampling="random")).fingerprint() == recipe_from_dict(_with()).fingerprint()
+    assert epochs.fingerprint() != recipe_from_dict(_with()).fingerprint() and epochs.sampling == "epochs"
 
 
 @pytest.mark.parametrize("changes, words", [
@@ -54,6 +58,7 @@ def test_recipe_from_file_and_fingerprint(tmp_path):
     ({"stage__schedule": "linear"}, ["'schedule'", "cosine"]),
     ({"recipe__camera_h": "big"}, ["'camera_h'", "int"]),
     ({"recipe__camera_path": "fast"}, ["'camera_path'", "exact, linear"]),
+    ({"recipe__sampling": "even"}, ["'sampling'", "random, epochs"]),
     ({"spec__width_9": 3}, ["[spec]", "width_9"]),
 ])
 def test_bad_recipes_name_the_key_and_file(changes, words):
