@@ -266,7 +266,13 @@ def mask_warp_steps(job: Job, config) -> list[Step]:
                                  targets=t, frames=frames)
         m = mw.from_training(result)
         mw.save_model(ctx.dir / MODEL, replace(m, weights=config.weights))
-        return {"steps": result.step, "archive_bytes": replace(m, weights=config.weights).archive_bytes()}
+        summary = {"steps": result.step, "archive_bytes": replace(m, weights=config.weights).archive_bytes()}
+        if result.starts:
+            _log(f"train: {len(result.starts)} starts, seg disagreement after {config.start_steps} steps: "
+                 + ", ".join(f"{seg:.5f} (seed {seed})" for seed, seg in result.starts)
+                 + f"; went on with seed {result.seed}")
+            summary.update(seed=result.seed, starts=[list(s) for s in result.starts])
+        return summary
 
     def lowbit(ctx: StepContext) -> dict:
         m = mw.lowbit(mw.load_model(ctx.output("train") / MODEL))

@@ -16,8 +16,10 @@ that ran straight through.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
+import shutil
 import json
 import math
 from dataclasses import dataclass, field
@@ -106,6 +108,7 @@ class Finetune:
             raise InputError(f"[finetune] judge must be one of {', '.join(map(repr, FINETUNE_JUDGES))}, "
                              f"got {self.judge!r}")
 PRESET_PREFIX = "mask_warp_"            # presets/mask_warp_<name>.toml
+STARTS = "starts"                       # the training folder's subfolder for the starts' checkpoints
 
 
 # --- configuration --------------------------------------------------------------------
@@ -119,6 +122,8 @@ class MaskWarpConfig:
     seed: int = 0
     batch_pairs: int = 1
     sampling: str = "random"           # how steps draw their pairs: "random" or "epochs" (sampling.SAMPLINGS)
+    starts: int = 1                    # > 1: that many starts (seeds seed * starts + j) train start_steps
+    start_steps: int = 0               # steps each; the one with the fewest seg errors then trains on
     checkpoint_every: int = 25
     camera_h: int = contract.CAMERA_HW[0]
     camera_w: int = contract.CAMERA_HW[1]
@@ -153,6 +158,9 @@ class MaskWarpConfig:
                 raise InputError(f"{self.source}: [train] key {key!r} must be >= 0, got {getattr(self, key)}")
         if self.total_steps < 1:
             raise InputError(f"{self.source}: [train] needs float_steps + qat_steps >= 1")
+        if self.starts > 1 and not 1 <= self.start_steps < self.total_steps:
+            raise InputError(f"{self.source}: [train] starts = {self.starts} needs start_steps in "
+                             f"1..{self.total_steps - 1} (fewer than float_steps + qat_steps)")
         if not self.lr > 0 or self.lr_qat < 0:
             raise InputError(f"{self.source}: [train] needs lr > 0 and lr_qat >= 0")
         if self.weights not in WEIGHT_KINDS:
@@ -266,6 +274,8 @@ class MaskWarpResult:
     poses: torch.Tensor | None = None           # (P, pose_dim) float, as the archive quantises them
     class_maps: np.ndarray | None = None        # (P, out_h, out_w) uint8
     frames: int = 0
+    seed: int = 0                               # the training seed in effect (the start chosen)
+    starts: tuple = ()                          # with starts: (seed, seg disagreement) of each start
 
 
 class MaskWarpTrainer:
@@ -296,36 +306,50 @@ class MaskWarpTrainer:
         self.maps_t = torch.from_numpy(self.class_maps).long().to(device)
         self.poses_q = quantize_values(self.poses, POSE_SPEC).to(device)      # what the archive will hold
         self.original_bytes = int(round(contract.contest_equivalent_original_bytes(2 * self.n_pairs)))
-        self.net = MaskWarp(self.spec, seed=config.seed).to(device)
+        self.chain = ContestChain(scorers, size=config.camera, path=config.camera_path)
+        self._begin(config.seed)
         self.specs = {k: v for k, v in archive_specs(self.net, config.weights).items() if k in
                       dict(self.net.named_parameters())}
-        self.chain = ContestChain(scorers, size=config.camera, path=config.camera_path)
-        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.lr)
+
+    def _begin(self, seed: int) -> None:
+        """A fresh network, optimiser and step count for training seed ``seed`` (initialisation and
+        sampling)."""
+        self.seed = seed
+        self.net = MaskWarp(self.spec, seed=seed).to(self.device)
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=self.config.lr)
         self.pose_mse = RunningMean()
         self.step = 0
+        self.starts: list[tuple[int, float]] = []
 
     def state(self) -> dict:
         return {"recipe_fingerprint": self.config.fingerprint(), "recipe_name": self.config.name,
                 "config": json.dumps(self.config.as_dict(), sort_keys=True), "data_key": self.data_key,
                 "network": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
-                "adam": self.optimizer.state_dict(), "rng": ckpt.rng_state(), "pose_mse": self.pose_mse.as_float()}
+                "adam": self.optimizer.state_dict(), "rng": ckpt.rng_state(), "pose_mse": self.pose_mse.as_float(),
+                "seed": self.seed, "starts": [list(s) for s in self.starts], "step": self.step}
 
     def restore(self, path: Path) -> None:
         """Continue from the checkpoint at ``path`` (``CheckpointError`` when it does not fit)."""
         state = ckpt.load_checkpoint(path, self.config.fingerprint(), self.data_key,
                                      recipe_name=self.config.name)
+        self.restore_state(state, path)
+
+    def restore_state(self, state: dict, path: Path | str = "<state>") -> None:
+        """Continue from ``state`` (``state()``'s dict, or a checkpoint's)."""
         try:
             self.net.load_state_dict(state["network"])
             self.optimizer.load_state_dict(state["adam"])
             ckpt.set_rng_state(state["rng"])
             self.pose_mse.value = state.get("pose_mse")
             self.step = int(state["step"])
+            self.seed = int(state.get("seed", self.config.seed))
+            self.starts = [(int(s), float(v)) for s, v in state.get("starts", [])]
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
             raise ckpt.CheckpointError(f"{path}: checkpoint does not fit this run ({exc})") from None
 
     def pairs_at(self, step: int) -> torch.Tensor:
         """The pair indices trained at ``step`` (``sampling.sampled_pairs``)."""
-        return sampled_pairs(self.config.seed, step, self.n_pairs, self.batch, self.config.sampling)
+        return sampled_pairs(self.seed, step, self.n_pairs, self.batch, self.config.sampling)
 
     def losses(self, index: torch.Tensor, qat: bool) -> dict[str, torch.Tensor]:
         """The loss parts on pairs ``index`` (weights fake-quantised when ``qat``)."""
@@ -360,29 +384,78 @@ class MaskWarpTrainer:
         self.step += 1
         return {k: v.detach() for k, v in parts.items()}
 
+    def seg_disagreement(self, batch: int = 4) -> float:
+        """SegNet's argmax disagreement with the targets over every pair, on the training chain (the
+        network as the current phase sees it)."""
+        qat = self.config.phase_at(max(self.step - 1, 0))[0]
+        wrong = 0.0
+        self.net.eval()
+        with torch.no_grad():
+            for start in range(0, self.n_pairs, batch):
+                index = torch.arange(start, min(start + batch, self.n_pairs))
+                wrong += float(self.losses(index, qat)["seg_disagreement"]) * len(index)
+        return wrong / self.n_pairs
+
+    def _train_until(self, end: int, out_dir: Path, bar, label: str | None = None) -> Path | None:
+        """Steps up to ``end``, checkpointing into ``out_dir``; the last checkpoint written, if any."""
+        phase_ends = {self.config.float_steps, self.config.total_steps}
+        saved = None
+        while self.step < end:
+            qat = self.config.phase_at(self.step)[0]
+            parts = self._step()
+            if self.step % SHOW_EVERY == 0:
+                bar.set_postfix(**({"start": label} if label else {}), phase="qat" if qat else "float",
+                                loss=f"{float(parts['loss']):.4g}", seg=f"{float(parts['seg']):.3g}",
+                                pose=f"{float(parts['pose']):.3g}", refresh=False)
+            bar.update(1)
+            if self.step in phase_ends or self.step % self.config.checkpoint_every == 0 or self.step == end:
+                saved = ckpt.save_checkpoint(out_dir, self.step, self.state())
+        return saved
+
+    def _choose_start(self, bar) -> Path:
+        """Train each start ``start_steps`` steps (each resumable in ``out_dir/starts/<j>``), go on from
+        the one with the fewest seg errors, and checkpoint it as the run's own; returns that file."""
+        config, steps = self.config, self.config.start_steps
+        best, found = None, []
+        for j in range(config.starts):
+            seed, folder = config.seed * config.starts + j, self.out_dir / STARTS / str(j)
+            self._begin(seed)
+            last = ckpt.latest_checkpoint(folder)
+            if last is not None:
+                self.restore(last)
+            bar.n = j * steps + self.step
+            self._train_until(steps, folder, bar, label=f"{j + 1}/{config.starts}")
+            seg = self.seg_disagreement()
+            found.append((seed, seg))
+            if best is None or seg < best[0]:
+                best = (seg, copy.deepcopy(self.state()))
+        self.restore_state(best[1])
+        self.starts = found
+        saved = ckpt.save_checkpoint(self.out_dir, self.step, self.state())
+        shutil.rmtree(self.out_dir / STARTS, ignore_errors=True)
+        return saved
+
     def run(self, *, resume: bool = False, stop_after: int | None = None) -> MaskWarpResult:
-        """Train to the end (or until ``stop_after`` steps in all), checkpointing as it goes."""
+        """Train to the end (or until ``stop_after`` steps in all), checkpointing as it goes; with
+        ``starts`` > 1, first the starts (all of them, whatever ``stop_after``), and on from the best."""
         last = ckpt.resume_point(self.out_dir, resume)
+        if not resume and (self.out_dir / STARTS).exists():
+            raise InputError(f"{self.out_dir} already holds an unfinished run's starts; pass --resume to "
+                             "continue that run or choose a new output folder")
         if last is not None:
             self.restore(last)
-        total = self.config.total_steps
+            shutil.rmtree(self.out_dir / STARTS, ignore_errors=True)     # chosen before that checkpoint
+        total, extra = self.config.total_steps, (self.config.starts - 1) * self.config.start_steps
         end = total if stop_after is None else min(total, stop_after)
-        phase_ends = {self.config.float_steps, total}
-        bar = progress(total=total, desc=f"train mask_warp {self.config.name}", unit="step",
+        bar = progress(total=total + extra, desc=f"train mask_warp {self.config.name}", unit="step",
                        disable=not self.show_progress)
-        bar.update(self.step)
         saved = last if resume else None
         try:
-            while self.step < end:
-                qat = self.config.phase_at(self.step)[0]
-                parts = self._step()
-                if self.step % SHOW_EVERY == 0:
-                    bar.set_postfix(phase="qat" if qat else "float", loss=f"{float(parts['loss']):.4g}",
-                                    seg=f"{float(parts['seg']):.3g}", pose=f"{float(parts['pose']):.3g}",
-                                    refresh=False)
-                bar.update(1)
-                if self.step in phase_ends or self.step % self.config.checkpoint_every == 0 or self.step == end:
-                    saved = ckpt.save_checkpoint(self.out_dir, self.step, self.state())
+            if self.config.starts > 1 and last is None:
+                saved = self._choose_start(bar)
+            bar.n = extra + self.step
+            bar.refresh()
+            saved = self._train_until(end, self.out_dir, bar) or saved
         finally:
             bar.close()
         if self.step < total:
@@ -390,7 +463,7 @@ class MaskWarpTrainer:
         model = MaskWarp(self.spec)
         model.load_state_dict({k: v.detach().cpu() for k, v in self.net.state_dict().items()})
         return MaskWarpResult(self.step, True, saved, model.eval(), self.poses.clone(), self.class_maps.copy(),
-                              self.frames)
+                              self.frames, self.seed, tuple(self.starts))
 
 
 def train_mask_warp(config: MaskWarpConfig, video: Path | np.ndarray | None, scorers, out_dir: Path, *,

@@ -201,19 +201,23 @@ _RANGES = {  # name: (low, high, low inclusive)
     "pose": (0, None, True), "rate": (0, None, True), "margin": (0, None, True),
     "temperature": (0, None, False), "boost": (0, None, True), "pixel": (0, None, True),
     "max_epochs": (0, None, True), "min_gain": (0, None, True), "lr": (0, None, False),
-    "inner_steps": (1, None, True),
+    "inner_steps": (1, None, True), "starts": (1, None, True), "start_steps": (0, None, True),
 }
 
 
+# Keys added after runs had been fingerprinted, with the behaviour those runs had: left out of a
+# fingerprint when they hold it, so those runs' checkpoints and cached steps still match.
+_LATER_KEYS = {"camera_path": "exact", "sampling": "random", "starts": 1, "start_steps": 0}
+
+
 def training_fields(config, after_training: tuple[str, ...]) -> dict[str, Any]:
-    """A training config's fields as a dict, without ``source`` and the tables ``after_training``
-    (what checkpoints must match). An exact camera path and random sampling are left out, so that
-    runs from before the ``camera_path`` and ``sampling`` keys existed keep their fingerprint."""
+    """A training config's fields as a dict, without ``source``, the tables ``after_training``
+    and later keys at their old behaviour (``_LATER_KEYS``): what checkpoints must match."""
     d = asdict(config)
     for key in ("source", *after_training):
         d.pop(key)
-    for key, old_default in (("camera_path", "exact"), ("sampling", "random")):
-        if d.get(key) == old_default:
+    for key, old in _LATER_KEYS.items():
+        if key in d and d[key] == old:
             d.pop(key)
     return d
 

@@ -422,6 +422,67 @@ def test_interrupted_and_resumed_training_equals_straight_through(tmp_path, samp
     assert read_model(data).frames == 5
 
 
+def test_starts_go_on_from_the_start_with_the_fewest_seg_errors(tmp_path):
+    from tac_torch.mask_warp_train import MaskWarpTrainer
+
+    scorers, frames = tiny_scorers(), clip_frames(5)
+    config = tiny_config(seed=3, starts=3, start_steps=2)
+    res = MaskWarpTrainer(config, frames, scorers, tmp_path / "s", show_progress=False).run()
+    assert res.finished and res.step == 4
+    assert [seed for seed, _ in res.starts] == [9, 10, 11]           # seed * starts + j
+    segs = dict(res.starts)
+    assert res.seed in segs and segs[res.seed] == min(segs.values())
+    assert not (tmp_path / "s" / "starts").exists()
+    # going on from the chosen start is the plain run of its seed: same weights to the last bit
+    plain = MaskWarpTrainer(tiny_config(seed=res.seed), frames, scorers, tmp_path / "p", show_progress=False)
+    assert plain.run().starts == ()
+    trained, alone = res.model.state_dict(), plain.net.state_dict()
+    assert all(torch.equal(trained[k], alone[k]) for k in trained)
+    # each start is judged on the same thing: a fresh trainer of that seed after 2 steps agrees
+    other = MaskWarpTrainer(tiny_config(seed=9), frames, scorers, tmp_path / "o", show_progress=False)
+    other.run(stop_after=2)
+    assert other.seg_disagreement() == pytest.approx(segs[9])
+
+
+def test_an_interrupted_start_resumes_and_a_fresh_run_refuses_its_folder(tmp_path, monkeypatch):
+    from tac_torch.mask_warp_train import MaskWarpTrainer
+
+    scorers, frames = tiny_scorers(), clip_frames(5)
+    config = tiny_config(starts=2, start_steps=2, checkpoint_every=1)
+    straight = MaskWarpTrainer(config, frames, scorers, tmp_path / "a", show_progress=False).run()
+
+    calls, real = [0], MaskWarpTrainer._step
+
+    def interrupted(self):
+        calls[0] += 1
+        if calls[0] == 4:                                 # the second step of the second start
+            raise KeyboardInterrupt
+        return real(self)
+
+    monkeypatch.setattr(MaskWarpTrainer, "_step", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        MaskWarpTrainer(config, frames, scorers, tmp_path / "b", show_progress=False).run()
+    monkeypatch.setattr(MaskWarpTrainer, "_step", real)
+    assert (tmp_path / "b" / "starts" / "1").is_dir()
+    with pytest.raises(InputError, match="--resume"):
+        MaskWarpTrainer(config, frames, scorers, tmp_path / "b", show_progress=False).run()
+    resumed = MaskWarpTrainer(config, frames, scorers, tmp_path / "b", show_progress=False).run(resume=True)
+    assert resumed.starts == straight.starts and resumed.seed == straight.seed
+    a, b = straight.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_starts_need_fewer_start_steps_than_the_run():
+    from tac_torch.mask_warp_train import config_from_dict
+
+    for bad in ({"starts": 2}, {"starts": 2, "start_steps": 4}, {"starts": 0}, {"start_steps": -1}):
+        with pytest.raises(InputError, match="start"):
+            tiny_config(**bad)
+    # one start (the default) leaves the fingerprint as it was before the keys existed
+    assert config_from_dict({"train": {"starts": 1, "start_steps": 0}}).fingerprint() == config_from_dict({}).fingerprint()
+    assert tiny_config(starts=2, start_steps=1).fingerprint() != tiny_config().fingerprint()
+
+
 # --- end to end ----------------------------------------------------------------------
 
 @pytest.mark.slow
