@@ -181,8 +181,12 @@ class MaskWarpConfig:
         if total < 1:
             raise InputError(f"{self.source}: needs at least 1 step, got {total}")
         qat = min(total - 1, round(self.qat_steps * total / self.total_steps)) if self.float_steps else total
+        starts, start_steps = self.starts, self.start_steps
+        if starts > 1:       # the starts scale too; a one-step run has no room for them
+            start_steps = min(total - 1, max(1, round(start_steps * total / self.total_steps)))
+            starts, start_steps = (starts, start_steps) if start_steps else (1, 0)
         return dataclasses.replace(self, float_steps=total - qat, qat_steps=qat,
-                                   warmup=min(self.warmup, total - qat))
+                                   warmup=min(self.warmup, total - qat), starts=starts, start_steps=start_steps)
 
     def renderer_spec(self) -> dict[str, int]:
         return make_spec(**self.spec)

@@ -181,6 +181,11 @@ def test_refinement_tables_are_outside_the_training_fingerprint():
         with pytest.raises(InputError, match=match):
             config_from_dict({"finetune": bad})
     assert load_config("demo").with_total_steps(3).total_steps == 3
+    demo = load_config("demo")                   # its starts scale with the run
+    assert (demo.starts, demo.start_steps) == (2, 300)
+    assert (demo.with_total_steps(92).starts, demo.with_total_steps(92).start_steps) == (2, 30)
+    assert (demo.with_total_steps(3).starts, demo.with_total_steps(3).start_steps) == (2, 1)
+    assert (demo.with_total_steps(1).starts, demo.with_total_steps(1).start_steps) == (1, 0)
 
 
 def test_near_lossless_maps_flip_only_specks_and_never_worsen_the_score(setup):
