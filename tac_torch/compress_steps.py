@@ -260,7 +260,8 @@ def mask_warp_steps(job: Job, config) -> list[Step]:
     def train(ctx: StepContext) -> dict:
         from tac_torch.mask_warp_train import train_mask_warp
 
-        _log(f"training mask_warp {config.name} ({config.total_steps} steps) on {job.video.name} -> {ctx.dir}")
+        starts = f"; {config.starts} starts of {config.start_steps} first" if config.starts > 1 else ""
+        _log(f"training mask_warp {config.name} ({config.total_steps} steps{starts}) on {job.video.name} -> {ctx.dir}")
         t, frames = load_targets(ctx.output("targets"))       # the video is not decoded again
         result = train_mask_warp(config, None, job.scorers, ctx.dir, device=job.device, resume=ctx.resuming,
                                  targets=t, frames=frames)
