@@ -2,6 +2,7 @@
 
     frames --pair_targets (exact path, cached)--> targets: seg classes (P, 384, 512), pose (P, 12)
       --stored_codes--> class maps (P', out_h, out_w) u1, poses (P', 6); P' = ceil(N / 2)
+    starts (config.starts > 1): seeds seed * starts + j, start_steps each --fewest seg errors--> one goes on
     step s: pairs = sampled_pairs(seed, s): random draws, or shuffled epochs (config.sampling)
       net(class maps, int8-quantised poses) [int4 fake-quantised weights in the QAT phase]
         --ContestChain--> score_loss --> Adam (warm-up, then cosine within each phase)
@@ -19,9 +20,9 @@ from __future__ import annotations
 import copy
 import dataclasses
 import hashlib
-import shutil
 import json
 import math
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
