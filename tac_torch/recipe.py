@@ -32,10 +32,10 @@ from typing import Any, Mapping
 from tac_core import contract
 from tac_core.errors import InputError
 from tac_torch.chain import PATHS
-from tac_torch.sampling import SAMPLINGS
 from tac_torch.losses import LossWeights
 from tac_torch.pose_field import FieldSettings
 from tac_torch.renderers import make_spec
+from tac_torch.sampling import SAMPLINGS
 
 PRESETS = ("demo", "contest")
 SCHEDULES = ("constant", "cosine")
