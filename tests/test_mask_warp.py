@@ -497,9 +497,11 @@ def test_compress_mask_warp_inflates_through_its_submission_and_scores(tmp_path,
     from tac_torch.scorers import load_scorers
 
     scorers = load_scorers("proxy")
-    config = replace(load_config("demo"), float_steps=2, qat_steps=1, warmup=1, checkpoint_every=1)
+    config = replace(load_config("demo"), float_steps=2, qat_steps=1, warmup=1, checkpoint_every=1, start_steps=1)
+    assert config.starts == 2                                   # the demo's two starts, one step each here
     out = compress_mask_warp(small_clip, scorers, tmp_path / "sub", config, show_progress=False)
     assert (out / contract.ARCHIVE_NAME).is_file() and (out / WORK / "checkpoints").is_dir()
+    assert not (out / WORK / "starts").exists()
     raws = harness.run_inflate(out, [small_clip.name], python=python_without_tac, cwd=tmp_path)
     raw = raws[small_clip.name]
     assert raw.stat().st_size == 6 * contract.FRAME_BYTES
