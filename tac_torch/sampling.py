@@ -25,8 +25,8 @@ def sampled_pairs(seed: int, step: int, n_pairs: int, batch: int, sampling: str 
     """The ``batch`` pair indices (int64) trained at ``step``, as ``sampling`` deals them.
 
     "epochs" takes positions ``step * batch`` .. ``step * batch + batch - 1`` of the sequence of
-    epoch permutations, so a batch may end one epoch and start the next (a pair can then appear
-    twice in it only when ``batch`` exceeds ``n_pairs``)."""
+    epoch permutations, so a batch may end one epoch and start the next, and then hold a pair
+    twice (once from each epoch)."""
     if sampling == "random":
         return _permutation(seed * 1_000_003 + step, n_pairs)[:batch]
     if sampling != "epochs":
