@@ -1,4 +1,4 @@
-"""Class-map coding: the ``classmap`` stage against brotli, LZMA and AV1 on the same maps.
+"""Class-map coding: the ``classmap2`` and ``classmap`` stages against brotli, LZMA and AV1 on the same maps.
 
 The maps are the synthetic driving clip's ground-truth class maps (the pair's
 second frame, as ``mask_warp`` stores them), resized by nearest neighbour to
@@ -90,14 +90,15 @@ def main(argv=None) -> None:
     raw = maps.tobytes()
     print(f"{maps.shape[0]} class maps of {args.height}x{args.width} ({len(raw)} raw bytes, {CLASSES} classes)")
     rows = []
-    coded, enc = _timed(encode_class_maps, maps, CLASSES)
-    back, dec = _timed(decode_class_maps, coded, *maps.shape, CLASSES)
-    assert np.array_equal(back, maps), "classmap round trip failed"
-    rows.append(("classmap lossless", len(coded), enc, dec, 0.0))
+    for version, name in ((2, "classmap2"), (1, "classmap")):
+        coded, enc = _timed(encode_class_maps, maps, CLASSES, version)
+        back, dec = _timed(lambda: decode_class_maps(coded, *maps.shape, CLASSES, version=version))
+        assert np.array_equal(back, maps), f"{name} round trip failed"
+        rows.append((f"{name} lossless", len(coded), enc, dec, 0.0))
     simple, simplify_s = _timed(simplify_class_maps, maps, None, args.flips)
     coded_s, enc_s = _timed(encode_class_maps, simple, CLASSES)
     _, dec_s = _timed(decode_class_maps, coded_s, *maps.shape, CLASSES)
-    rows.append((f"classmap near-lossless ({args.flips:g})", len(coded_s), simplify_s + enc_s, dec_s,
+    rows.append((f"classmap2 near-lossless ({args.flips:g})", len(coded_s), simplify_s + enc_s, dec_s,
                  float((simple != maps).mean())))
     b, enc_b = _timed(brotli.compress, raw, 0, 11, 24)
     _, dec_b = _timed(brotli.decompress, b)
@@ -114,7 +115,7 @@ def main(argv=None) -> None:
         rows.append((f"AV1 {'lossless' if crf is None else f'crf {crf}'} (SVT-AV1 preset 8)", size, e, d, wrong))
 
     base = rows[0][1]
-    print("\n| codec | bytes | x classmap | encode s | decode s | wrong pixels |\n|---|---:|---:|---:|---:|---:|")
+    print("\n| codec | bytes | x classmap2 | encode s | decode s | wrong pixels |\n|---|---:|---:|---:|---:|---:|")
     for name, size, e, d, wrong in rows:
         print(f"| {name} | {size} | {size / base:.2f} | {e:.2f} | {d:.2f} | {wrong:.5f} |")
 

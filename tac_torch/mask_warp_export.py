@@ -2,7 +2,7 @@
 
     MaskWarp + poses (P, 6) + class maps (P, out_h, out_w) u1 + frame count N
       --archive_tensors: weights int4 (or int8) per output channel, vectors int8 per tensor,
-                         poses int8 per pose dimension, class maps lossless (classmap stage)--> tensors
+                         poses int8 per pose dimension, class maps lossless (classmap2 stage)--> tensors
       --build_archive: contest-safe stages, architecture id 2 = spec + frame count--> bytes
       --export_submission: archive.zip (member "<stem>.tac") + inflate.sh + runtime--> folder
 
@@ -50,7 +50,7 @@ def class_map_tensor(class_maps: np.ndarray, classes: int) -> Quantized:
 
 
 def class_map_chain(spec: dict[str, int]) -> Chain | None:
-    """The chain of the class maps' section (the ``classmap`` stage: lossless, context-modelled,
+    """The chain of the class maps' section (the ``classmap2`` stage: lossless, context-modelled,
     docs/archive-format.md section 5), or None to let the chooser pick a general-purpose one."""
     return classmap_chain(spec["out_h"], spec["out_w"], spec["classes"])
 

@@ -523,7 +523,7 @@ def test_compress_mask_warp_inflates_through_its_submission_and_scores(tmp_path,
     assert (out / contract.ARCHIVE_NAME).read_bytes() == before
 
 
-@pytest.mark.parametrize("stage", ["classmap", "brotli", None])
+@pytest.mark.parametrize("stage", ["classmap2", "brotli", None])
 def test_the_class_maps_section_has_the_chain_class_map_chain_names(monkeypatch, stage):
     from tac_core.archive import Chain, Stage
     from tac_core.archive import format as fmt
@@ -538,7 +538,7 @@ def test_the_class_maps_section_has_the_chain_class_map_chain_names(monkeypatch,
     section = next(s for s in read_archive(data).sections if arch.CLASS_MAPS in s.names)
     if stage is not None:
         assert section.names == (arch.CLASS_MAPS,) and section.codes_chain.stage.id == fmt.STAGE_IDS[stage]
-    if stage == "classmap":
+    if stage == "classmap2":
         assert section.codes_chain.stage.args == (TINY["out_h"], TINY["out_w"], TINY["classes"])
     assert np.array_equal(read_model(data).class_maps.numpy(), maps)
 

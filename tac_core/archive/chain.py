@@ -62,9 +62,13 @@ class Chain:
 STORE = Chain((), Stage(fmt.S_STORE))
 
 
-def classmap_chain(height: int, width: int, classes: int) -> Chain:
-    """The chain that codes a raw uint8 tensor of (count, height, width) class maps with ``classmap``."""
-    return Chain((), Stage(fmt.S_CLASSMAP, (height, width, classes)))
+def classmap_chain(height: int, width: int, classes: int, version: int = 2) -> Chain:
+    """The chain that codes a raw uint8 tensor of (count, height, width) class maps with ``classmap2``
+    (``version`` 2) or ``classmap`` (1)."""
+    sid = {v: k for k, v in fmt.CLASSMAP_STAGES.items()}.get(version)
+    if sid is None:
+        raise ValueError(f"classmap version must be one of {sorted(fmt.CLASSMAP_STAGES.values())}, got {version!r}")
+    return Chain((), Stage(sid, (height, width, classes)))
 
 
 def encode_stream(raw: bytes, chain: Chain, level: int | None = None,

@@ -1,4 +1,4 @@
-"""Entropy stages (docs section 5): store, zstd, raw LZMA, brotli, the three range coders and classmap.
+"""Entropy stages (docs section 5): store, zstd, raw LZMA, brotli, the three range coders, classmap and classmap2.
 
 Every decoder is told the exact output size and stops there: a stream that
 would produce more (a decompression bomb) or less fails with ``StageError``.
@@ -64,7 +64,7 @@ def check_stage_args(sid: int, args: tuple[int, ...]) -> None:
             raise MalformedArchiveError(f"range_adaptive block log2 must be in {lo}..{hi}, got {args[0]}")
     if sid == fmt.S_RANGE_GROUPED:
         grouped.check_args(args)
-    if sid == fmt.S_CLASSMAP:
+    if sid in fmt.CLASSMAP_STAGES:
         classmap.check_args(args)
 
 
@@ -118,8 +118,8 @@ def encode(sid: int, args: tuple[int, ...], raw: bytes, level: int | None = None
         return rangecoder.encode_static(raw)
     if sid == fmt.S_RANGE_GROUPED:
         return grouped.encode(raw, args, groups)
-    if sid == fmt.S_CLASSMAP:
-        return classmap.encode_stream(raw, args)
+    if sid in fmt.CLASSMAP_STAGES:
+        return classmap.encode_stream(raw, args, fmt.CLASSMAP_STAGES[sid])
     return rangecoder.encode_adaptive(raw, args[0])
 
 
@@ -142,8 +142,8 @@ def decode(sid: int, args: tuple[int, ...], coded: bytes, size: int) -> bytes:
         return rangecoder.decode_adaptive(coded, size, args[0])
     if sid == fmt.S_RANGE_GROUPED:
         return grouped.decode(coded, size, args)
-    if sid == fmt.S_CLASSMAP:
-        return classmap.decode_stream(coded, size, args)
+    if sid in fmt.CLASSMAP_STAGES:
+        return classmap.decode_stream(coded, size, args, fmt.CLASSMAP_STAGES[sid])
     if sid == fmt.S_LZMA:
         try:
             dec = lzma.LZMADecompressor(format=lzma.FORMAT_RAW, filters=_lzma_filters(args))

@@ -54,11 +54,13 @@ S_RANGE_STATIC = 4
 S_RANGE_ADAPTIVE = 5
 S_RANGE_GROUPED = 6
 S_CLASSMAP = 7
+S_CLASSMAP2 = 8
 STAGES = {S_STORE: "store", S_ZSTD: "zstd", S_LZMA: "lzma", S_BROTLI: "brotli",
           S_RANGE_STATIC: "range_static", S_RANGE_ADAPTIVE: "range_adaptive", S_RANGE_GROUPED: "range_grouped",
-          S_CLASSMAP: "classmap"}
+          S_CLASSMAP: "classmap", S_CLASSMAP2: "classmap2"}
 STAGE_ARG_COUNTS = {S_STORE: 0, S_ZSTD: 1, S_LZMA: 4, S_BROTLI: 0, S_RANGE_STATIC: 0, S_RANGE_ADAPTIVE: 1,
-                    S_RANGE_GROUPED: 2, S_CLASSMAP: 3}
+                    S_RANGE_GROUPED: 2, S_CLASSMAP: 3, S_CLASSMAP2: 3}
+CLASSMAP_STAGES = {S_CLASSMAP: 1, S_CLASSMAP2: 2}  # stage id -> the class-map coder's version
 STAGE_IDS = {name: sid for sid, name in STAGES.items()}
 
 # --- caps (section 7) -----------------------------------------------------
