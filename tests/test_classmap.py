@@ -191,6 +191,24 @@ def test_archive_stage_round_trip_with_a_fixed_chain():
     assert chains[("w",)].stage.id not in fmt.CLASSMAP_STAGES
 
 
+def test_repack_codes_class_maps_with_the_newest_stage_and_is_never_larger():
+    from tac_core.archive.inspect import repack
+
+    fast = ChooserOptions(contest_safe=True, effort="fast")
+    big = drawn_maps(16, 384, 512, seed=1)
+    old = _archive(big, version=1)
+    new = read_archive(repack(old, fast))
+    assert {s.names: s.codes_chain.stage.id for s in new.sections}[("class_maps",)] == fmt.S_CLASSMAP2
+    assert new.size < len(old)
+    np.testing.assert_array_equal(new.tensors["class_maps"], big)
+    small = drawn_maps(8, 96, 128)  # too few pixels for classmap2's extra contexts: the old coding stays
+    old = _archive(small, version=1)
+    assert repack(old, fast) == old
+    pinned = ChooserOptions(contest_safe=True, effort="fast", chains={"class_maps": classmap_chain(96, 128, 5, 1)})
+    assert {s.names: s.codes_chain for s in read_archive(repack(_archive(small), pinned)).sections}[
+        ("class_maps",)] == classmap_chain(96, 128, 5, 1)
+
+
 def test_chooser_never_picks_classmap_by_itself():
     maps = drawn_maps(3, 32, 32)
     archive = read_archive(write_archive({"class_maps": maps}, options=ChooserOptions(effort="fast")))

@@ -5,10 +5,12 @@ Both accept the container or an ``archive.zip`` holding it.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Mapping
 
 from tac_core.archive import format as fmt
 from tac_core.archive import packaging
+from tac_core.archive.chain import classmap_chain
 from tac_core.archive.chooser import ChooserOptions, choose_sections
 from tac_core.archive.reader import Archive, read_archive
 from tac_core.archive.schema import TensorSchema, find_schema
@@ -79,16 +81,25 @@ def format_report(info: dict) -> str:
 
 def repack(data: bytes, options: ChooserOptions | None = None,
            schemas: Mapping[int, TensorSchema] | None = None) -> bytes:
-    """The container re-coded with freshly chosen stages; never larger than the input container."""
+    """The container re-coded with freshly chosen stages; never larger than the input container.
+
+    The chooser never picks a class-map stage by itself, so a section coded by ``classmap`` or
+    ``classmap2`` is coded again by the newest of them (``classmap_chain``), unless
+    ``options.chains`` names its tensor."""
     container, _ = open_container(data)
     archive: Archive = read_archive(container, schemas=schemas)
     schema = (find_schema(archive.architecture.id, schemas).bind(archive.architecture.params)
               if archive.by_position else None)
+    options = options or ChooserOptions()
+    chains = dict(options.chains or {})
+    for s in archive.sections:
+        if s.codes_chain.stage.id in fmt.CLASSMAP_STAGES and len(s.names) == 1:
+            chains.setdefault(s.names[0], classmap_chain(*s.codes_chain.stage.args))
+    options = replace(options, chains=chains or None)
     plan, coded = choose_sections(archive.quantized, schema=schema, options=options)
     fresh = encode_archive(archive.quantized, plan, architecture=archive.architecture, schema=schema,
                            coded=coded)
-    options = options or ChooserOptions()
-    allowed = {fmt.STAGE_IDS[n] for n in options.allowed()}
+    allowed = {fmt.STAGE_IDS[n] for n in options.allowed()} | set(fmt.CLASSMAP_STAGES)
     old_ok = all(c.stage.id in allowed for s in archive.sections
                  for c in (s.codes_chain, s.params_chain) if c is not None)
     return container if old_ok and len(container) <= len(fresh) else fresh
