@@ -20,6 +20,7 @@ score to the best classical score.
 
     .venv/bin/python benchmarks/rd.py --quick
     .venv/bin/python benchmarks/rd.py --seeds 0 1 --seconds 10      # both renderers, the demo presets in full
+    .venv/bin/python benchmarks/rd.py --seconds 30 --tac-preset '' --ladder av1:45@0.45 av1:50@0.45 av1:55@0.45
 
 --quick is one 2 s clip, a 9-point ladder (AV1 bracketed around its best point) and mask_warp only,
 trained for QUICK_TAC_STEPS (400) steps of the demo preset's 920 (one torch thread by default; the
@@ -74,10 +75,26 @@ def outputs(scorers, frames: np.ndarray, batch: int = 4) -> dict[str, np.ndarray
     return scorers.outputs_batched(frames.reshape(-1, 2, *frames.shape[1:]), batch)
 
 
+def parse_ladder(points: list[str]) -> dict[str, list[tuple[int, float]]]:
+    """``["av1:50@0.45", ...]`` -> ``{"av1": [(50, 0.45)], ...}``; ``ValueError`` naming a malformed point."""
+    ladder: dict[str, list[tuple[int, float]]] = {}
+    for point in points:
+        family, _, rest = point.partition(":")
+        crf, _, scale = rest.partition("@")
+        try:
+            setting = (int(crf), float(scale))
+        except ValueError:
+            setting = None
+        if family not in COLOURS or family == TAC or setting is None or not 0 < setting[1] <= 1:
+            raise ValueError(f"ladder point {point!r} is not FAMILY:CRF@SCALE (x265 or av1, 0 < scale <= 1)")
+        ladder.setdefault(family, []).append(setting)
+    return ladder
+
+
 def run_ladder(args, scorers) -> list[dict]:
     from tac_torch.proxy_train import degraded
 
-    ladder = QUICK if args.quick else FULL
+    ladder = args.ladder or (QUICK if args.quick else FULL)
     base = {"x265": X265_BASELINE, "av1": AV1}
     rows = {}
     for seed in args.seeds:
@@ -210,8 +227,14 @@ def main() -> None:
                         "'' leaves tac out)")
     parser.add_argument("--tac-steps", type=int, help="scale each renderer's training to this many steps "
                         f"(default: the preset's; {QUICK_TAC_STEPS} with --quick)")
+    parser.add_argument("--ladder", nargs="+", metavar="FAMILY:CRF@SCALE",
+                        help="the classical points to run instead of the built-in ladder, e.g. av1:50@0.45")
     parser.add_argument("-o", "--out", type=Path, default=Path("rd-out"), help="output folder (default rd-out)")
     args = parser.parse_args()
+    try:
+        args.ladder = parse_ladder(args.ladder) if args.ladder else None
+    except ValueError as exc:
+        parser.error(str(exc))
     if args.seconds is None:
         args.seconds = 2.0 if args.quick else 10.0
     if args.renderers is None:

@@ -20,15 +20,21 @@ BATCH_FRAMES = 8
 
 
 def upsample_frames(frames: np.ndarray, hw: tuple[int, int], device: str = "cpu") -> np.ndarray:
-    """(N,h,w,3) uint8 -> (N,H,W,3) uint8 by torch bicubic resampling, clamp and round half to even."""
+    """(N,h,w,3) uint8 -> (N,H,W,3) uint8 by torch bicubic resampling, clamp and round half to even.
+
+    Frames are resampled ``BATCH_FRAMES`` at a time (each frame on its own, so the result does not
+    depend on it): the float intermediates of a whole clip would take many times its bytes."""
     import torch
     import torch.nn.functional as F
 
     if frames.shape[1:3] == tuple(hw):
         return frames
-    x = torch.from_numpy(frames).to(device).permute(0, 3, 1, 2).float()
-    x = F.interpolate(x, size=tuple(hw), mode="bicubic", align_corners=False)
-    return x.clamp(0, 255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous().cpu().numpy()
+    out = np.empty((len(frames), *hw, frames.shape[3]), np.uint8)
+    for i in range(0, len(frames), BATCH_FRAMES):
+        x = torch.from_numpy(frames[i:i + BATCH_FRAMES]).to(device).permute(0, 3, 1, 2).float()
+        x = F.interpolate(x, size=tuple(hw), mode="bicubic", align_corners=False)
+        out[i:i + BATCH_FRAMES] = x.clamp(0, 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    return out
 
 
 def _batches(path: Path) -> Iterator[np.ndarray]:

@@ -47,3 +47,18 @@ def test_inflate_failure_is_reported_without_a_complete_looking_file(tmp_path, s
     with pytest.raises(harness.InflateError, match="no archive member"):
         harness.run_inflate(out, ["other.mkv"])
     assert not list((out / "inflated").glob("*.raw"))
+
+
+def test_upsampling_in_batches_matches_one_pass_over_all_frames():
+    import torch
+    import torch.nn.functional as F
+
+    from tac_runtime.classical import BATCH_FRAMES, upsample_frames
+
+    frames = np.random.default_rng(3).integers(0, 256, (2 * BATCH_FRAMES + 3, 10, 12, 3), dtype=np.uint8)
+    x = F.interpolate(torch.from_numpy(frames).permute(0, 3, 1, 2).float(), size=(21, 25), mode="bicubic",
+                      align_corners=False)
+    whole = x.clamp(0, 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    got = upsample_frames(frames, (21, 25))
+    assert got.dtype == np.uint8 and got.shape == whole.shape
+    assert np.array_equal(got, whole)
