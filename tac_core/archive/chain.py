@@ -62,10 +62,11 @@ class Chain:
 STORE = Chain((), Stage(fmt.S_STORE))
 
 
-def classmap_chain(height: int, width: int, classes: int, version: int = 2) -> Chain:
+def classmap_chain(height: int, width: int, classes: int, version: int | None = None) -> Chain:
     """The chain that codes a raw uint8 tensor of (count, height, width) class maps with ``classmap2``
-    (``version`` 2) or ``classmap`` (1)."""
-    sid = {v: k for k, v in fmt.CLASSMAP_STAGES.items()}.get(version)
+    (``version`` 2, the newest, the default) or ``classmap`` (1)."""
+    stages = {v: sid for sid, v in fmt.CLASSMAP_STAGES.items()}
+    sid = stages.get(max(stages) if version is None else version)
     if sid is None:
         raise ValueError(f"classmap version must be one of {sorted(fmt.CLASSMAP_STAGES.values())}, got {version!r}")
     return Chain((), Stage(sid, (height, width, classes)))

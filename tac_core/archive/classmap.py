@@ -34,8 +34,8 @@ COUNT_LIMIT = 1 << 16       # a context's counts are halved while their total ex
 CANDIDATES = 3
 _BUCKETS, _PHASES, _PATTERNS, _PREV, _BORDER, _CHANGED, _CLASS = 4, 3, 5, 3, 3, 2, 8
 CONTEXTS = _BUCKETS * _PHASES * _PATTERNS * _PREV * _BORDER * _CHANGED * _CLASS
-VERSIONS = (1, 2)           # 1: the classmap stage, 2: classmap2
-LATEST = 2
+VERSIONS = tuple(sorted(fmt.CLASSMAP_STAGES.values()))  # 1: the classmap stage, 2: classmap2
+LATEST = VERSIONS[-1]
 _FAR = 5                    # version 2: 0 for no far neighbours, else 1 + min(far neighbours unlike m, 3)
 FAR_STRIDE = 2              # version 2 differs from 1 at strides up to this
 MIN_BLOCK, MAX_BLOCK = 1 << 6, 1 << 14  # symbols coded between two count updates
@@ -119,10 +119,10 @@ def phases(height: int, width: int, version: int = LATEST) -> tuple[_Phase, ...]
         even_y, even_x = np.arange(0, height, 2 * s), np.arange(0, width, 2 * s)
         no = np.zeros(0, bool)
         if odd_y.size and odd_x.size:  # D: corners NW, NE, SW, SE
-            halves = [(odd_y, odd_x, False)] if version == 1 or s > FAR_STRIDE else \
+            grids = [(odd_y, odd_x, False)] if version == 1 or s > FAR_STRIDE else \
                 [(odd_y[a::2], odd_x[b::2], second) for a, b, second in
                  ((0, 0, False), (1, 1, False), (0, 1, True), (1, 0, True))]
-            for ys, xs, second in halves:
+            for ys, xs, second in grids:
                 if not (ys.size and xs.size):
                     continue
                 y2, _ = _pick(ys, s, height)
