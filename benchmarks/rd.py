@@ -24,10 +24,11 @@ score to the best classical score.
 
 --quick is one 2 s clip, a 9-point ladder (AV1 bracketed around its best point) and mask_warp only,
 trained for QUICK_TAC_STEPS (400) steps of the demo preset's 920 (one torch thread by default; the
-preset's two starts scale to 130 steps each): 5.8 minutes on 2 cores (the ladder about 1.5 minutes).
-Measured: mask_warp 0.595 (seg 0.00162, pose 0.00007, 20,295 bytes: class-map steering and the pose
+preset's two starts scale to 130 steps each): 6.0 minutes on 2 cores (the ladder about 1.5 minutes).
+Measured: mask_warp 0.591 (seg 0.00162, pose 0.00007, 20,077 bytes: class-map steering and the pose
 field's two passes included; the starts kept seed 0, 0.00409 against 0.00983 after 130 steps)
-against AV1 CRF 55 at 0.45x, 1.386, a ratio of 0.429 (proxy). An earlier preset measured 0.600
+against AV1 CRF 55 at 0.45x, 1.386, a ratio of 0.426 (proxy); 0.595 (20,295 bytes) with the
+classmap stage instead of classmap2. An earlier preset measured 0.600
 (seg 0.00172, pose 0.00006, 20,203 bytes; 0.616 with 3 steering rounds and the pose field's
 first pass at Adam rate 2 and decay 0.999, 0.660 with one pose-field pass, 0.859 with the default
 network spec and nearest rounding of the pose field, 1.021 before steering, 2.123 before the pose
