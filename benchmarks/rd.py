@@ -56,6 +56,7 @@ QUICK = {"x265": [(24, 0.45), (30, 0.45), (36, 0.45), (42, 0.45)],
          "av1": [(35, 0.45), (45, 0.45), (55, 0.45), (63, 0.45), (55, 0.35)]}
 FULL = {"x265": [(c, s) for s in (0.35, 0.45, 0.6) for c in (22, 26, 30, 34, 38, 42)],
         "av1": [(c, s) for s in (0.25, 0.35, 0.45, 0.6) for c in (30, 38, 46, 54, 62)]}
+CODECS = {"x265": X265_BASELINE, "av1": AV1}      # the classical families a ladder may name
 COLOURS = {"x265": (200, 60, 40), "av1": (40, 90, 200), "tac": (30, 150, 60)}
 TAC = "tac"
 QUICK_RENDERERS = ("mask_warp",)
@@ -86,7 +87,7 @@ def parse_ladder(points: list[str]) -> dict[str, list[tuple[int, float]]]:
             setting = (int(crf), float(scale))
         except ValueError:
             setting = None
-        if family not in COLOURS or family == TAC or setting is None or not 0 < setting[1] <= 1:
+        if family not in CODECS or setting is None or not 0 < setting[1] <= 1:
             raise ValueError(f"ladder point {point!r} is not FAMILY:CRF@SCALE (x265 or av1, 0 < scale <= 1)")
         ladder.setdefault(family, []).append(setting)
     return ladder
@@ -96,7 +97,6 @@ def run_ladder(args, scorers) -> list[dict]:
     from tac_torch.proxy_train import degraded
 
     ladder = args.ladder or (QUICK if args.quick else FULL)
-    base = {"x265": X265_BASELINE, "av1": AV1}
     rows = {}
     for seed in args.seeds:
         with tempfile.TemporaryDirectory(prefix="tac-rd-") as tmp:
@@ -110,7 +110,7 @@ def run_ladder(args, scorers) -> list[dict]:
                      evaluated["pose"], seed)
             for family, settings in ladder.items():
                 for crf, scale in settings:
-                    codec = base[family].with_settings(crf=crf, scale=scale)
+                    codec = CODECS[family].with_settings(crf=crf, scale=scale)
                     member = Path(tmp) / "member.mkv"
                     codec.encode_member(clip, member)
                     size = member.stat().st_size
